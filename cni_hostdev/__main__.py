@@ -1,0 +1,4 @@
+from cni_hostdev.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The plugin's inputs: CNI_* environment and the network config, fully validated.
+
+Nothing here touches the kernel: every complaint about input is raised before
+any device is looked at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import Version
+
+from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
+from cni_hostdev.result import V040, V110, Result, parse_version
+
+COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
+MOVE_STRATEGIES = ("auto", "atomic", "rename-then-move")
+DEFAULT_DATA_DIR = "/var/lib/cni/host-device"
+IFNAMSIZ = 16
+
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_PCI = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+_AUX_DEVICE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+\.[0-9]+$")
+_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def validate_ifname(name: str, what: str) -> None:
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name.encode()) >= IFNAMSIZ:
+        problem = f"is longer than {IFNAMSIZ - 1} bytes"
+    elif name in (".", ".."):
+        problem = "is not a valid interface name"
+    elif any(c in name for c in "/:") or any(c.isspace() for c in name):
+        problem = "contains '/', ':' or whitespace"
+    if problem:
+        raise CniError(INVALID_ENV if what.startswith("CNI_") else INVALID_CONFIG, f"{what} {name!r} {problem}")
+
+
+def normalize_pci(address: str) -> str:
+    address = address.lower()
+    return address if address.count(":") == 2 else f"0000:{address}"
+
+
+@dataclass(frozen=True)
+class CniEnv:
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: dict[str, str] = field(default_factory=dict)
+    path: tuple[str, ...] = ()
+
+
+def read_env(environ: dict[str, str] | os._Environ[str]) -> CniEnv:
+    command = environ.get("CNI_COMMAND", "")
+    if command not in COMMANDS:
+        raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not one of {', '.join(COMMANDS)}")
+    if command in ("VERSION", "STATUS", "GC"):
+        return CniEnv(command=command, path=_split_path(environ.get("CNI_PATH", "")))
+    container_id = environ.get("CNI_CONTAINERID", "")
+    if not container_id:
+        raise CniError(INVALID_ENV, "CNI_CONTAINERID is missing")
+    if not _CONTAINER_ID.match(container_id):
+        raise CniError(INVALID_ENV, f"CNI_CONTAINERID {container_id!r} has characters outside [A-Za-z0-9_.-]")
+    ifname = environ.get("CNI_IFNAME", "")
+    if not ifname:
+        raise CniError(INVALID_ENV, "CNI_IFNAME is missing")
+    validate_ifname(ifname, "CNI_IFNAME")
+    netns = environ.get("CNI_NETNS", "")
+    if command in ("ADD", "CHECK"):
+        if not netns:
+            raise CniError(INVALID_ENV, "CNI_NETNS is missing")
+    if netns and not netns.startswith("/"):
+        raise CniError(INVALID_ENV, f"CNI_NETNS {netns!r} is not an absolute path")
+    return CniEnv(
+        command=command,
+        container_id=container_id,
+        netns=netns,
+        ifname=ifname,
+        args=_parse_args(environ.get("CNI_ARGS", "")),
+        path=_split_path(environ.get("CNI_PATH", "")),
+    )
+
+
+def _split_path(value: str) -> tuple[str, ...]:
+    return tuple(p for p in value.split(":") if p)
+
+
+def _parse_args(value: str) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for pair in value.split(";"):
+        if not pair:
+            continue
+        key, sep, val = pair.partition("=")
+        if not sep or not key:
+            raise CniError(INVALID_ENV, f"CNI_ARGS entry {pair!r} is not KEY=VALUE")
+        args[key] = val
+    return args
+
+
+@dataclass(frozen=True)
+class Selectors:
+    device: str | None = None
+    hwaddr: str | None = None
+    kernelpath: str | None = None
+    pci_bus_id: str | None = None
+    device_id: str | None = None
+
+    def any(self) -> bool:
+        return any((self.device, self.hwaddr, self.kernelpath, self.pci_bus_id, self.device_id))
+
+    def describe(self) -> str:
+        parts = []
+        for key, value in (
+            ("device", self.device),
+            ("hwaddr", self.hwaddr),
+            ("kernelpath", self.kernelpath),
+            ("pciBusID", self.pci_bus_id),
+            ("deviceID", self.device_id),
+        ):
+            if value:
+                parts.append(f"{key}={value}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class NetConf:
+    cni_version: str
+    version: Version
+    name: str
+    type: str
+    selectors: Selectors
+    move_strategy: str = "auto"
+    data_dir: str = DEFAULT_DATA_DIR
+    ipam: dict[str, Any] | None = None
+    prev_result: Result | None = None
+    valid_attachments: tuple[tuple[str, str], ...] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:
+    value = conf.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CniError(INVALID_CONFIG, f"config key {where}{key} must be a string, got {json.dumps(value)[:80]}")
+    return value
+
+
+def decode_stdin(data: bytes) -> dict[str, Any]:
+    try:
+        conf = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CniError(DECODE_FAILURE, f"network config on stdin is not valid JSON: {err}") from None
+    if not isinstance(conf, dict):
+        raise CniError(DECODE_FAILURE, "network config on stdin is not a JSON object")
+    return conf
+
+
+def config_version(conf: dict[str, Any]) -> str:
+    version = conf.get("cniVersion", "0.1.0") or "0.1.0"
+    if not isinstance(version, str):
+        raise CniError(INVALID_CONFIG, f"config key cniVersion must be a string, got {json.dumps(version)[:80]}")
+    return version
+
+
+def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
+    cni_version = config_version(conf)
+    version = parse_version(cni_version)
+    if command == "CHECK" and version < V040:
+        raise CniError(
+            INCOMPATIBLE_VERSION, f"CHECK is not defined for cniVersion {cni_version} (needs 0.4.0 or later)"
+        )
+    if command in ("GC", "STATUS") and version < V110:
+        raise CniError(INCOMPATIBLE_VERSION, f"{command} is not defined for cniVersion {cni_version} (needs 1.1.0)")
+
+    name = _string(conf, "name")
+    if not name:
+        raise CniError(INVALID_CONFIG, "config key name is missing")
+    if not _NETWORK_NAME.match(name):
+        raise CniError(INVALID_CONFIG, f"config key name {name!r} has characters outside [A-Za-z0-9_.-]")
+    plugin_type = _string(conf, "type") or ""
+
+    runtime = conf.get("runtimeConfig") or {}
+    if not isinstance(runtime, dict):
+        raise CniError(INVALID_CONFIG, "config key runtimeConfig must be an object")
+    selectors = Selectors(
+        device=_string(conf, "device"),
+        hwaddr=_string(conf, "hwaddr"),
+        kernelpath=_string(conf, "kernelpath"),
+        pci_bus_id=_string(conf, "pciBusID"),
+        device_id=_string(runtime, "deviceID", where="runtimeConfig.") or _string(conf, "deviceID"),
+    )
+    _validate_selectors(selectors)
+    if command == "ADD" and not selectors.any():
+        raise CniError(
+            INVALID_CONFIG,
+            "no device selected: set one of device, hwaddr, kernelpath, pciBusID, deviceID or runtimeConfig.deviceID",
+        )
+
+    strategy = _string(conf, "moveStrategy") or "auto"
+    if strategy not in MOVE_STRATEGIES:
+        raise CniError(
+            INVALID_CONFIG, f"config key moveStrategy {strategy!r} is not one of {', '.join(MOVE_STRATEGIES)}"
+        )
+    data_dir = _string(conf, "dataDir") or DEFAULT_DATA_DIR
+    if not os.path.isabs(data_dir) or ".." in data_dir.split("/"):
+        raise CniError(INVALID_CONFIG, f"config key dataDir {data_dir!r} must be an absolute path without '..'")
+
+    ipam = conf.get("ipam")
+    if ipam is not None and not isinstance(ipam, dict):
+        raise CniError(INVALID_CONFIG, "config key ipam must be an object")
+    if not ipam:
+        ipam = None
+    elif ipam is not None:
+        ipam_type = ipam.get("type")
+        if not isinstance(ipam_type, str) or not ipam_type:
+            raise CniError(INVALID_CONFIG, "config key ipam.type is missing")
+        if "/" in ipam_type or ipam_type in (".", ".."):
+            raise CniError(INVALID_CONFIG, f"config key ipam.type {ipam_type!r} must be a plain plugin name")
+
+    prev_result = None
+    if conf.get("prevResult") is not None:
+        prev_result = Result.from_json(conf["prevResult"], cni_version)
+
+    valid_attachments = None
+    if command == "GC":
+        valid_attachments = _attachments(conf)
+    return NetConf(
+        cni_version=cni_version,
+        version=version,
+        name=name,
+        type=plugin_type,
+        selectors=selectors,
+        move_strategy=strategy,
+        data_dir=data_dir,
+        ipam=ipam,
+        prev_result=prev_result,
+        valid_attachments=valid_attachments,
+        raw=conf,
+    )
+
+
+def _validate_selectors(sel: Selectors) -> None:
+    if sel.device is not None:
+        validate_ifname(sel.device, "config key device")
+    if sel.hwaddr is not None and not _MAC.match(sel.hwaddr):
+        raise CniError(INVALID_CONFIG, f"config key hwaddr {sel.hwaddr!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    if sel.kernelpath is not None:
+        path = sel.kernelpath
+        if not path.startswith("/sys/devices/") or ".." in path.split("/"):
+            raise CniError(INVALID_CONFIG, f"config key kernelpath {path!r} must be a path under /sys/devices/")
+    if sel.pci_bus_id is not None and not _PCI.match(sel.pci_bus_id):
+        raise CniError(INVALID_CONFIG, f"config key pciBusID {sel.pci_bus_id!r} is not a PCI address (0000:00:04.0)")
+    if sel.device_id is not None and not (_PCI.match(sel.device_id) or _AUX_DEVICE.match(sel.device_id)):
+        raise CniError(
+            INVALID_CONFIG, f"config key deviceID {sel.device_id!r} is not a PCI address or an auxiliary device name"
+        )
+
+
+def _attachments(conf: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    key = "cni.dev/valid-attachments" if "cni.dev/valid-attachments" in conf else "cni.dev/attachments"
+    if key not in conf:
+        return None
+    value = conf[key]
+    if not isinstance(value, list):
+        raise CniError(INVALID_CONFIG, f"config key {key} must be a list")
+    out = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("containerID"), str):
+            raise CniError(
+                INVALID_CONFIG, f"config key {key} has an entry without containerID: {json.dumps(entry)[:80]}"
+            )
+        ifname = entry.get("ifname", "")
+        if not isinstance(ifname, str):
+            raise CniError(INVALID_CONFIG, f"config key {key} has an entry with a non-string ifname")
+        out.append((entry["containerID"], ifname))
+    return tuple(out)

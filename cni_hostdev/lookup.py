@@ -1,0 +1,138 @@
+"""Find the host device a config selects, and what sysfs knows about it.
+
+Virtual devices have no `device` link in sysfs, and virtio NICs keep their net
+directory one level below the PCI function (`.../0000:00:04.0/virtio3/net/`):
+neither may break a lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from cni_hostdev.config import Selectors, normalize_pci
+from cni_hostdev.errors import DEVICE_NOT_FOUND, INVALID_CONFIG, CniError
+from cni_hostdev.netlink import Link, Rtnl
+
+SYSFS = "/sys"  # tests point this at a fake tree
+_PCI_NAME = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def _net_names_under(device_dir: str) -> list[str]:
+    """Net device names below a bus device directory, also one level down (virtioN/net)."""
+    names: list[str] = []
+    direct = os.path.join(device_dir, "net")
+    if os.path.isdir(direct):
+        names.extend(sorted(os.listdir(direct)))
+    if not names:
+        try:
+            children = sorted(os.listdir(device_dir))
+        except OSError:
+            return names
+        for child in children:
+            nested = os.path.join(device_dir, child, "net")
+            if os.path.isdir(nested) and not os.path.islink(os.path.join(device_dir, child)):
+                names.extend(sorted(os.listdir(nested)))
+    return names
+
+
+def _one_name(names: list[str], what: str) -> str:
+    if not names:
+        raise CniError(DEVICE_NOT_FOUND, f"{what} has no network device (bound to a userspace driver, or no driver?)")
+    if len(names) > 1:
+        raise CniError(INVALID_CONFIG, f"{what} has several network devices ({', '.join(names)}); select one by device")
+    return names[0]
+
+
+def _name_for_kernelpath(path: str) -> str:
+    real = os.path.realpath(SYSFS + path[len("/sys") :])
+    devices_root = os.path.join(SYSFS, "devices") + "/"
+    if not real.startswith(devices_root):
+        raise CniError(INVALID_CONFIG, f"config key kernelpath {path!r} resolves outside /sys/devices/")
+    if not os.path.isdir(real):
+        raise CniError(DEVICE_NOT_FOUND, f"kernelpath {path} does not exist")
+    if os.path.basename(os.path.dirname(real)) == "net":
+        return os.path.basename(real)
+    return _one_name(_net_names_under(real), f"kernelpath {path}")
+
+
+def _name_for_pci(address: str, key: str) -> str:
+    address = normalize_pci(address)
+    device_dir = os.path.join(SYSFS, "bus", "pci", "devices", address)
+    if not os.path.exists(device_dir):
+        raise CniError(DEVICE_NOT_FOUND, f"{key} {address}: no such PCI device")
+    return _one_name(_net_names_under(os.path.realpath(device_dir)), f"{key} {address}")
+
+
+def _name_for_aux(name: str) -> str:
+    device_dir = os.path.join(SYSFS, "bus", "auxiliary", "devices", name)
+    if not os.path.exists(device_dir):
+        raise CniError(DEVICE_NOT_FOUND, f"deviceID {name}: no such PCI or auxiliary device")
+    return _one_name(_net_names_under(os.path.realpath(device_dir)), f"deviceID {name}")
+
+
+def pci_address_of(name: str) -> str | None:
+    """The PCI function behind a host net device, or None for virtual devices."""
+    link = os.path.join(SYSFS, "class", "net", name, "device")
+    try:
+        real = os.path.realpath(link, strict=True)
+    except OSError:
+        return None
+    for candidate in (real, os.path.dirname(real)):
+        base = os.path.basename(candidate)
+        if _PCI_NAME.match(base) and "/pci" in candidate:
+            return base
+    return None
+
+
+def driver_of_pci(address: str) -> str | None:
+    try:
+        return os.path.basename(os.readlink(os.path.join(SYSFS, "bus", "pci", "devices", address, "driver")))
+    except OSError:
+        return None
+
+
+def find_device(rtnl: Rtnl, sel: Selectors) -> Link:
+    """Resolve every selector given; they must all name the same device."""
+    found: list[tuple[str, Link]] = []
+
+    def by_name(name: str, what: str) -> None:
+        link = rtnl.link(name=name)
+        if link is None:
+            raise CniError(DEVICE_NOT_FOUND, f"{what}: no device {name!r} in the host network namespace")
+        found.append((what, link))
+
+    if sel.device:
+        by_name(sel.device, f"device {sel.device}")
+    if sel.hwaddr:
+        wanted = sel.hwaddr.lower()
+        matches = [link for link in rtnl.links() if link.mac == wanted or link.perm_mac == wanted]
+        if not matches:
+            raise CniError(
+                DEVICE_NOT_FOUND, f"hwaddr {sel.hwaddr}: no device with this MAC in the host network namespace"
+            )
+        if len(matches) > 1:
+            names = ", ".join(link.name for link in matches)
+            raise CniError(
+                INVALID_CONFIG, f"hwaddr {sel.hwaddr} matches several devices ({names}); select one by device"
+            )
+        found.append((f"hwaddr {sel.hwaddr}", matches[0]))
+    if sel.kernelpath:
+        by_name(_name_for_kernelpath(sel.kernelpath), f"kernelpath {sel.kernelpath}")
+    if sel.pci_bus_id:
+        by_name(_name_for_pci(sel.pci_bus_id, "pciBusID"), f"pciBusID {sel.pci_bus_id}")
+    if sel.device_id:
+        if _PCI_NAME.match(normalize_pci(sel.device_id)):
+            name = _name_for_pci(sel.device_id, "deviceID")
+        else:
+            name = _name_for_aux(sel.device_id)
+        by_name(name, f"deviceID {sel.device_id}")
+
+    first_what, first = found[0]
+    for what, link in found[1:]:
+        if link.index != first.index:
+            raise CniError(
+                INVALID_CONFIG,
+                f"selectors disagree: {first_what} is {first.name} but {what} is {link.name}",
+            )
+    return first

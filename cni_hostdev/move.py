@@ -1,0 +1,184 @@
+"""Moving a device into a pod and back, with explicit rollback.
+
+Two strategies, both of which never rename anything in the host namespace:
+
+* atomic: one RTM_NEWLINK carries the target netns, the pod-side name and the
+  alias that remembers the original name;
+* rename-then-move: move into a private unnamed netns, rename there where
+  nothing watches, then move into the pod.
+
+Whatever fails, `send_home` puts the device back under its original name with
+its original attributes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+
+from cni_hostdev import netns
+from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
+from cni_hostdev.netlink import Link, NetlinkError, Rtnl
+
+log = logging.getLogger(__name__)
+
+ATOMIC = "atomic"
+RENAME_THEN_MOVE = "rename-then-move"
+
+
+@dataclass(frozen=True)
+class Original:
+    """What the device looked like in the host before we took it."""
+
+    name: str
+    alias: str | None
+    mac: str
+    mtu: int
+    up: bool
+
+
+@dataclass
+class Namespace:
+    """A netns we can both name by fd (as a move target) and talk to."""
+
+    fd: int
+    rtnl: Rtnl
+
+    @classmethod
+    def open(cls, fd: int) -> Namespace:
+        with netns.entered(fd):
+            return cls(fd, Rtnl())
+
+    def close(self) -> None:
+        self.rtnl.close()
+        os.close(self.fd)
+
+
+def _move_error(what: str, device: str, err: OSError) -> CniError:
+    why = err.strerror or str(err)
+    if err.errno == errno.EINVAL:
+        why += " (the device may be netns-local, e.g. a bridge, which cannot change namespace)"
+    return CniError(MOVE_FAILED, f"{what} {device}: {why}")
+
+
+def find_moved(space: Rtnl, original: Original, ifname: str, index_hint: int) -> Link | None:
+    """Our device inside a namespace: by name, else by the alias we set, else by index and MAC."""
+    link = space.link(name=ifname)
+    if link is not None and (link.alias == original.name or link.mac == original.mac):
+        return link
+    candidates = space.links()
+    for link in candidates:
+        if link.alias == original.name and not link.loopback:
+            return link
+    for link in candidates:
+        if link.index == index_hint and link.mac == original.mac:
+            return link
+    return None
+
+
+def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy: str) -> Link:
+    """Move `device` into `pod` as `ifname`, up. On failure the device is home again."""
+    original = Original(device.name, device.alias, device.mac, device.mtu, device.up)
+    if pod.rtnl.link(name=ifname) is not None:
+        raise CniError(NAME_CONFLICT, f"interface {ifname} already exists in the pod network namespace")
+    temp: Namespace | None = None
+    try:
+        if strategy == ATOMIC:
+            try:
+                host.rtnl.set_link(device.index, netns_fd=pod.fd, name=ifname, alias=original.name)
+            except NetlinkError as err:
+                raise _move_error("cannot move", device.name, err) from None
+        else:
+            temp = Namespace.open(netns.new_private())
+            try:
+                host.rtnl.set_link(device.index, netns_fd=temp.fd)
+            except NetlinkError as err:
+                raise _move_error("cannot move", device.name, err) from None
+            staged = temp.rtnl.link(name=original.name)
+            if staged is None:
+                raise CniError(MOVE_FAILED, f"device {original.name} vanished from the staging namespace")
+            if staged.up:
+                temp.rtnl.set_link(staged.index, up=False)
+            temp.rtnl.set_link(staged.index, name=ifname, alias=original.name)
+            temp.rtnl.set_link(staged.index, netns_fd=pod.fd)
+        moved = pod.rtnl.link(name=ifname)
+        if moved is None or moved.alias != original.name:
+            raise CniError(MOVE_FAILED, f"device {original.name} did not arrive in the pod as {ifname}")
+        pod.rtnl.set_link(moved.index, up=True)
+        result = pod.rtnl.link(index=moved.index)
+        assert result is not None
+        return result
+    except BaseException as failure:
+        _roll_back(host, pod, temp, original, ifname, device.index, failure)
+        if isinstance(failure, NetlinkError):
+            raise CniError(MOVE_FAILED, f"moving {original.name} into the pod failed: {failure.strerror}") from None
+        raise
+    finally:
+        if temp is not None:
+            temp.close()
+
+
+def _roll_back(
+    host: Namespace,
+    pod: Namespace,
+    temp: Namespace | None,
+    original: Original,
+    ifname: str,
+    index_hint: int,
+    failure: BaseException,
+) -> None:
+    if host.rtnl.link(name=original.name) is not None:
+        return  # never left, or already back
+    for space in (pod, temp):
+        if space is None:
+            continue
+        link = find_moved(space.rtnl, original, ifname, index_hint) or space.rtnl.link(name=original.name)
+        if link is None:
+            continue
+        try:
+            send_home(space.rtnl, link, host, original)
+            log.warning("rolled back %s after: %s", original.name, failure)
+        except (OSError, CniError) as err:
+            log.error("ROLLBACK FAILED: device %s stays in a namespace as %s: %s", original.name, link.name, err)
+        return
+    log.error("device %s not found anywhere during rollback after: %s", original.name, failure)
+
+
+def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> Link:
+    """One message moves the device home under its original name; then restore the rest."""
+    holder = host.rtnl.link(name=original.name)
+    if holder is not None:
+        raise CniError(
+            NAME_CONFLICT,
+            f"cannot return {link.name} to the host as {original.name}: that name is taken by another device "
+            f"(ifindex {holder.index}); the device stays where it is and a later DEL will retry",
+        )
+    try:
+        source.set_link(link.index, netns_fd=host.fd, name=original.name, alias=original.alias or "")
+    except NetlinkError as err:
+        raise _move_error("cannot move back", link.name, err) from None
+    home = host.rtnl.link(name=original.name)
+    if home is None:
+        raise CniError(MOVE_FAILED, f"device {original.name} did not arrive back in the host")
+    return restore(host.rtnl, home, original)
+
+
+def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
+    """Give back MTU, MAC, alias and up state, each only where it differs."""
+    if link.mtu != original.mtu:
+        rtnl.set_link(link.index, mtu=original.mtu)
+    if original.mac and link.mac != original.mac:
+        if link.up:
+            rtnl.set_link(link.index, up=False)
+        rtnl.set_link(link.index, mac=original.mac)
+    if (link.alias or None) != (original.alias or None):
+        rtnl.set_link(link.index, alias=original.alias or "")
+    current = rtnl.link(index=link.index)
+    assert current is not None
+    if current.up != original.up:
+        rtnl.set_link(link.index, up=original.up)
+        current = rtnl.link(index=link.index)
+        assert current is not None
+    return current

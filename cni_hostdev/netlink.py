@@ -1,0 +1,261 @@
+"""A small synchronous rtnetlink client bound to one network namespace.
+
+pyroute2 encodes and decodes the messages; the socket, sequencing and error
+handling are ours. Importing the `pyroute2` package itself would load the whole
+library (IPRoute, asyncio, ssl ...), so only the message modules are loaded,
+below a placeholder package object that skips `pyroute2/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import socket
+import struct
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_DUMP = 0x300
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
+IFF_UP = 0x1
+RT_SCOPE_UNIVERSE = 0
+RT_TABLE_MAIN = 254
+IFF_LOOPBACK = 0x8
+RTEXT_FILTER_VF = 1
+_HEADER = struct.Struct("=IHHII")
+
+
+def _load_message_classes() -> types.SimpleNamespace:
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.submodule_search_locations is None:
+            raise ImportError("pyroute2 is not installed")
+        placeholder = types.ModuleType("pyroute2")
+        placeholder.__path__ = list(spec.submodule_search_locations)
+        placeholder.__spec__ = spec
+        sys.modules["pyroute2"] = placeholder
+    from pyroute2.netlink.rtnl import ifaddrmsg as ifaddrmsg_module
+    from pyroute2.netlink.rtnl import ifinfmsg as ifinfmsg_module
+    from pyroute2.netlink.rtnl import rtmsg as rtmsg_module
+
+    return types.SimpleNamespace(
+        ifinfmsg=ifinfmsg_module.ifinfmsg, ifaddrmsg=ifaddrmsg_module.ifaddrmsg, rtmsg=rtmsg_module.rtmsg
+    )
+
+
+_messages = _load_message_classes()
+_ifinfmsg: Any = _messages.ifinfmsg
+_ifaddrmsg: Any = _messages.ifaddrmsg
+_rtmsg: Any = _messages.rtmsg
+
+
+class NetlinkError(OSError):
+    """A request the kernel refused; `errno` is the kernel's answer."""
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    flags: int
+    mtu: int
+    mac: str
+    perm_mac: str | None
+    alias: str | None
+    master: int | None
+    kind: str | None
+    parent_bus: str | None
+    parent_dev: str | None
+
+    @property
+    def up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def loopback(self) -> bool:
+        return bool(self.flags & IFF_LOOPBACK)
+
+
+def _link_from_msg(msg: Any) -> Link:
+    kind = None
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    if linkinfo is not None:
+        kind = linkinfo.get_attr("IFLA_INFO_KIND")
+    perm = msg.get_attr("IFLA_PERM_ADDRESS")
+    return Link(
+        index=msg["index"],
+        name=msg.get_attr("IFLA_IFNAME"),
+        flags=msg["flags"],
+        mtu=msg.get_attr("IFLA_MTU") or 0,
+        mac=(msg.get_attr("IFLA_ADDRESS") or "").lower(),
+        perm_mac=perm.lower() if perm and perm != "00:00:00:00:00:00" else None,
+        alias=msg.get_attr("IFLA_IFALIAS") or None,
+        master=msg.get_attr("IFLA_MASTER") or None,
+        kind=kind,
+        parent_bus=msg.get_attr("IFLA_PARENT_DEV_BUS_NAME"),
+        parent_dev=msg.get_attr("IFLA_PARENT_DEV_NAME"),
+    )
+
+
+class Rtnl:
+    """One NETLINK_ROUTE socket; it stays in the netns it was created in."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._sock.bind((0, 0))
+        self._seq = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Rtnl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, msg: Any, msg_type: int, flags: int) -> list[Any]:
+        self._seq += 1
+        seq = self._seq
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = NLM_F_REQUEST | flags
+        msg["header"]["sequence_number"] = seq
+        msg.encode()
+        self._sock.send(msg.data)
+        replies: list[Any] = []
+        msg_class = type(msg)
+        while True:
+            data = self._sock.recv(1 << 20)
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, rtype, rflags, rseq, _ = _HEADER.unpack_from(data, offset)
+                if length < _HEADER.size:
+                    raise NetlinkError(errno.EPROTO, "malformed netlink reply")
+                if rseq == seq:
+                    if rtype == NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", data, offset + _HEADER.size)
+                        if code:
+                            raise NetlinkError(-code, os.strerror(-code))
+                        return replies
+                    if rtype == NLMSG_DONE:
+                        return replies
+                    reply = msg_class(data[offset : offset + length])
+                    reply.decode()
+                    replies.append(reply)
+                    if not (rflags & NLM_F_MULTI) and not (flags & NLM_F_ACK):
+                        return replies
+                offset += (length + 3) & ~3
+
+    # --- links ---------------------------------------------------------------
+
+    def link(self, *, name: str | None = None, index: int | None = None) -> Link | None:
+        msg = _ifinfmsg()
+        msg["index"] = index or 0
+        attrs: list[tuple[str, Any]] = [("IFLA_EXT_MASK", RTEXT_FILTER_VF)]
+        if name is not None:
+            attrs.append(("IFLA_IFNAME", name))
+        msg["attrs"] = attrs
+        try:
+            replies = self._request(msg, RTM_GETLINK, 0)
+        except NetlinkError as err:
+            if err.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL, errno.ERANGE):
+                return None
+            raise
+        return _link_from_msg(replies[0]) if replies else None
+
+    def links(self) -> list[Link]:
+        msg = _ifinfmsg()
+        msg["attrs"] = [("IFLA_EXT_MASK", RTEXT_FILTER_VF)]
+        return [_link_from_msg(m) for m in self._request(msg, RTM_GETLINK, NLM_F_DUMP)]
+
+    def set_link(
+        self,
+        index: int,
+        *,
+        netns_fd: int | None = None,
+        name: str | None = None,
+        alias: str | None = None,
+        mtu: int | None = None,
+        mac: str | None = None,
+        up: bool | None = None,
+    ) -> None:
+        """One RTM_NEWLINK: every attribute given changes in the same kernel call."""
+        msg = _ifinfmsg()
+        msg["index"] = index
+        if up is not None:
+            msg["change"] = IFF_UP
+            msg["flags"] = IFF_UP if up else 0
+        attrs: list[tuple[str, Any]] = []
+        if netns_fd is not None:
+            attrs.append(("IFLA_NET_NS_FD", netns_fd))
+        if name is not None:
+            attrs.append(("IFLA_IFNAME", name))
+        if alias is not None:
+            attrs.append(("IFLA_IFALIAS", alias))
+        if mtu is not None:
+            attrs.append(("IFLA_MTU", mtu))
+        if mac is not None:
+            attrs.append(("IFLA_ADDRESS", mac))
+        msg["attrs"] = attrs
+        self._request(msg, RTM_NEWLINK, NLM_F_ACK)
+
+    def create_veth(self, name: str, peer: str) -> None:
+        msg = _ifinfmsg()
+        msg["attrs"] = [
+            ("IFLA_IFNAME", name),
+            (
+                "IFLA_LINKINFO",
+                {
+                    "attrs": [
+                        ("IFLA_INFO_KIND", "veth"),
+                        ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": [("IFLA_IFNAME", peer)]})]}),
+                    ]
+                },
+            ),
+        ]
+        self._request(msg, RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+
+    # --- addresses and routes --------------------------------------------------
+
+    def global_addresses(self) -> dict[int, list[str]]:
+        """ifindex -> addresses of universe scope (what makes a device the node's own)."""
+        out: dict[int, list[str]] = {}
+        for msg in self._request(_ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP):
+            if msg["scope"] != RT_SCOPE_UNIVERSE:
+                continue
+            address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']}")
+        return out
+
+    def default_route_ifindexes(self) -> set[int]:
+        found: set[int] = set()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            msg = _rtmsg()
+            msg["family"] = family
+            for route in self._request(msg, RTM_GETROUTE, NLM_F_DUMP):
+                if route["dst_len"] != 0 or route.get_attr("RTA_TABLE") not in (None, RT_TABLE_MAIN):
+                    continue
+                oif = route.get_attr("RTA_OIF")
+                if oif:
+                    found.add(oif)
+                for hop in route.get_attr("RTA_MULTIPATH") or []:
+                    found.add(hop["oif"])
+        return found

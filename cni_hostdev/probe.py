@@ -1,0 +1,97 @@
+"""What this kernel can do with a device move, found out on throwaway devices.
+
+Everything happens in two private, unnamed namespaces: the host never sees the
+probe's veth pair, and if the probe is killed the namespaces (and the veths
+with them) vanish with the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+
+from cni_hostdev import netns
+from cni_hostdev.netlink import NetlinkError, Rtnl
+
+CACHE_DIR = "/run/cni-hostdev"
+CACHE_FILE = "probe.json"
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    kernel: str
+    bootId: str
+    atomicMoveRename: bool
+    liveRename: bool
+    cached: bool = False
+
+
+def _boot_id() -> str:
+    with open(_BOOT_ID) as f:
+        return f.read().strip()
+
+
+def run_probe() -> ProbeResult:
+    source_fd = netns.new_private()
+    target_fd = netns.new_private()
+    try:
+        with netns.entered(source_fd):
+            source = Rtnl()
+        with netns.entered(target_fd):
+            target = Rtnl()
+        with source, target:
+            source.create_veth("probe0", "probe1")
+            moving = source.link(name="probe0")
+            staying = source.link(name="probe1")
+            assert moving is not None and staying is not None
+            source.set_link(moving.index, up=True)
+            try:
+                source.set_link(moving.index, netns_fd=target_fd, name="probed", alias="probe0")
+                arrived = target.link(name="probed")
+                atomic = arrived is not None and arrived.alias == "probe0"
+            except NetlinkError:
+                atomic = False
+            source.set_link(staying.index, up=True)
+            try:
+                source.set_link(staying.index, name="renamed")
+                live = True
+            except NetlinkError:
+                live = False
+    finally:
+        os.close(source_fd)
+        os.close(target_fd)
+    return ProbeResult(kernel=platform.release(), bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
+
+
+def cached_probe(cache_dir: str = CACHE_DIR) -> ProbeResult:
+    """The probe result for this boot; /run is emptied at boot, and the key guards kexec too."""
+    path = os.path.join(cache_dir, CACHE_FILE)
+    kernel, boot_id = platform.release(), _boot_id()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd) as f:
+            data = json.load(f)
+        if data.get("kernel") == kernel and data.get("bootId") == boot_id:
+            return ProbeResult(
+                kernel=kernel,
+                bootId=boot_id,
+                atomicMoveRename=bool(data["atomicMoveRename"]),
+                liveRename=bool(data["liveRename"]),
+                cached=True,
+            )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    result = run_probe()
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(result), f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs a re-probe next time
+    return result

@@ -1,0 +1,247 @@
+"""CNI versions and result types, with conversion between every result shape.
+
+Internally a result always has the 1.1.0 shape; it is parsed from and printed
+in whatever version a config or an IPAM plugin speaks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CniError
+
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+LATEST = "1.1.0"
+V030 = Version("0.3.0")
+V040 = Version("0.4.0")
+V100 = Version("1.0.0")
+V110 = Version("1.1.0")
+
+
+def parse_version(text: str) -> Version:
+    if text not in SUPPORTED_VERSIONS:
+        try:
+            Version(text)
+        except InvalidVersion:
+            raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {text!r} is not a version") from None
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"cniVersion {text!r} is not supported",
+            f"supported versions: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    return Version(text)
+
+
+@dataclass
+class Interface:
+    name: str
+    mac: str = ""
+    mtu: int | None = None
+    sandbox: str = ""
+    pci_id: str | None = None
+    socket_path: str | None = None
+
+
+@dataclass
+class IPConfig:
+    address: str  # CIDR
+    gateway: str | None = None
+    interface: int | None = None
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_interface(self.address).version
+
+
+@dataclass
+class Route:
+    dst: str
+    gw: str | None = None
+    mtu: int | None = None
+    advmss: int | None = None
+    priority: int | None = None
+    table: int | None = None
+    scope: int | None = None
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_network(self.dst, strict=False).version
+
+
+@dataclass
+class DNS:
+    nameservers: list[str] = field(default_factory=list)
+    domain: str = ""
+    search: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.nameservers or self.domain or self.search or self.options)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.nameservers:
+            out["nameservers"] = list(self.nameservers)
+        if self.domain:
+            out["domain"] = self.domain
+        if self.search:
+            out["search"] = list(self.search)
+        if self.options:
+            out["options"] = list(self.options)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any) -> DNS:
+        if not isinstance(obj, dict):
+            return cls()
+        return cls(
+            nameservers=[str(x) for x in obj.get("nameservers") or []],
+            domain=str(obj.get("domain") or ""),
+            search=[str(x) for x in obj.get("search") or []],
+            options=[str(x) for x in obj.get("options") or []],
+        )
+
+
+_ROUTE_EXTRAS = ("mtu", "advmss", "priority", "table", "scope")
+
+
+@dataclass
+class Result:
+    interfaces: list[Interface] = field(default_factory=list)
+    ips: list[IPConfig] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    dns: DNS = field(default_factory=DNS)
+
+    def can_print_as(self, version: Version) -> bool:
+        """0.1.0/0.2.0 results are built around ip4/ip6, so they need at least one address."""
+        return version >= V030 or bool(self.ips)
+
+    def to_json(self, cni_version: str) -> dict[str, Any]:
+        version = Version(cni_version)
+        if version < V030:
+            return self._to_legacy_json(cni_version)
+        out: dict[str, Any] = {"cniVersion": cni_version}
+        if self.interfaces:
+            out["interfaces"] = [_interface_json(i, version) for i in self.interfaces]
+        if self.ips:
+            ips = []
+            for ip in self.ips:
+                entry: dict[str, Any] = {}
+                if version < V100:
+                    entry["version"] = str(ip.family)
+                entry["address"] = ip.address
+                if ip.gateway:
+                    entry["gateway"] = ip.gateway
+                if ip.interface is not None:
+                    entry["interface"] = ip.interface
+                ips.append(entry)
+            out["ips"] = ips
+        if self.routes:
+            out["routes"] = [_route_json(r, version) for r in self.routes]
+        out["dns"] = self.dns.to_json()
+        return out
+
+    def _to_legacy_json(self, cni_version: str) -> dict[str, Any]:
+        if not self.ips:
+            raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {cni_version} cannot carry a result without IP addresses")
+        out: dict[str, Any] = {"cniVersion": cni_version}
+        for family, key in ((4, "ip4"), (6, "ip6")):
+            ips = [ip for ip in self.ips if ip.family == family]
+            if not ips:
+                continue
+            block: dict[str, Any] = {"ip": ips[0].address}
+            if ips[0].gateway:
+                block["gateway"] = ips[0].gateway
+            routes = [_route_json(r, Version("0.2.0")) for r in self.routes if r.family == family]
+            if routes:
+                block["routes"] = routes
+            out[key] = block
+        out["dns"] = self.dns.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any, cni_version: str) -> Result:
+        """Parse a result printed in `cni_version` (a prevResult or an IPAM plugin's answer)."""
+        if not isinstance(obj, dict):
+            raise CniError(DECODE_FAILURE, f"result for cniVersion {cni_version} is not a JSON object")
+        try:
+            if Version(cni_version) < V030:
+                return cls._from_legacy_json(obj)
+            result = cls(dns=DNS.from_json(obj.get("dns")))
+            for i in obj.get("interfaces") or []:
+                result.interfaces.append(
+                    Interface(
+                        name=str(i["name"]),
+                        mac=str(i.get("mac") or ""),
+                        mtu=i.get("mtu"),
+                        sandbox=str(i.get("sandbox") or ""),
+                        pci_id=i.get("pciID"),
+                        socket_path=i.get("socketPath"),
+                    )
+                )
+            for ip in obj.get("ips") or []:
+                result.ips.append(IPConfig(str(ip["address"]), ip.get("gateway"), ip.get("interface")))
+                ipaddress.ip_interface(result.ips[-1].address)
+            for r in obj.get("routes") or []:
+                result.routes.append(_route_from_json(r))
+            return result
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CniError(DECODE_FAILURE, f"cannot parse a cniVersion {cni_version} result: {err}") from None
+
+    @classmethod
+    def _from_legacy_json(cls, obj: dict[str, Any]) -> Result:
+        result = cls(dns=DNS.from_json(obj.get("dns")))
+        for key in ("ip4", "ip6"):
+            block = obj.get(key)
+            if not block:
+                continue
+            result.ips.append(IPConfig(str(block["ip"]), block.get("gateway")))
+            ipaddress.ip_interface(result.ips[-1].address)
+            for r in block.get("routes") or []:
+                result.routes.append(_route_from_json(r))
+        return result
+
+
+def _interface_json(iface: Interface, version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": iface.name}
+    if iface.mac:
+        out["mac"] = iface.mac
+    if version >= V110:
+        if iface.mtu:
+            out["mtu"] = iface.mtu
+    if iface.sandbox:
+        out["sandbox"] = iface.sandbox
+    if version >= V110:
+        if iface.socket_path:
+            out["socketPath"] = iface.socket_path
+        if iface.pci_id:
+            out["pciID"] = iface.pci_id
+    return out
+
+
+def _route_json(route: Route, version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {"dst": route.dst}
+    if route.gw:
+        out["gw"] = route.gw
+    if version >= V110:
+        for key in _ROUTE_EXTRAS:
+            value = getattr(route, key)
+            if value is not None:
+                out[key] = value
+    return out
+
+
+def _route_from_json(obj: Any) -> Route:
+    route = Route(dst=str(obj["dst"]), gw=obj.get("gw"))
+    ipaddress.ip_network(route.dst, strict=False)
+    for key in _ROUTE_EXTRAS:
+        value = obj.get(key)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"route {key} {value!r} is not an integer")
+            setattr(route, key, value)
+    return route

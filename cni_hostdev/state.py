@@ -1,0 +1,138 @@
+"""One JSON record per attachment: what a device looked like before we took it.
+
+Records live in `<dataDir>/<network>/<containerID>-<ifname>.json`, are written
+atomically (temp file, fsync, rename, fsync of the directory), are 0600 in 0700
+directories, and are never opened through a symlink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any
+
+from cni_hostdev.errors import STATE_FAILURE, CniError
+
+log = logging.getLogger(__name__)
+RECORD_SUFFIX = ".json"
+
+
+@dataclass
+class Record:
+    network: str
+    container_id: str
+    ifname: str
+    netns: str
+    original_name: str
+    original_alias: str | None
+    mac: str
+    perm_mac: str | None
+    mtu: int
+    was_up: bool
+    ifindex: int
+    pci_address: str | None
+    strategy: str = ""
+    phase: str = "claimed"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Record:
+        if not isinstance(obj, dict):
+            raise ValueError("record is not a JSON object")
+        names = {f.name for f in fields(cls)}
+        missing = [f.name for f in fields(cls) if f.name not in obj and f.default is MISSING]
+        if missing:
+            raise ValueError(f"record lacks {', '.join(missing)}")
+        record = cls(**{k: v for k, v in obj.items() if k in names})
+        if not isinstance(record.original_name, str) or not isinstance(record.ifindex, int):
+            raise ValueError("record has fields of the wrong type")
+        return record
+
+
+class StateStore:
+    def __init__(self, data_dir: str, network: str) -> None:
+        self.root = data_dir
+        self.dir = os.path.join(data_dir, network)
+
+    def _path(self, container_id: str, ifname: str) -> str:
+        return os.path.join(self.dir, f"{container_id}-{ifname}{RECORD_SUFFIX}")
+
+    def _ensure_dir(self) -> None:
+        try:
+            os.makedirs(self.dir, 0o700, exist_ok=True)
+            for path in (self.root, self.dir):
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise CniError(STATE_FAILURE, f"state directory {path} is not a directory (a symlink?)")
+        except OSError as err:
+            raise CniError(STATE_FAILURE, f"cannot create state directory {self.dir}: {err.strerror}") from None
+
+    def save(self, record: Record) -> None:
+        self._ensure_dir()
+        path = self._path(record.container_id, record.ifname)
+        if os.path.islink(path):
+            raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record.to_json(), f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise CniError(STATE_FAILURE, f"cannot write state record {path}: {err.strerror}") from None
+
+    def load(self, container_id: str, ifname: str) -> Record | None:
+        return self._load_path(self._path(container_id, ifname))
+
+    def _load_path(self, path: str) -> Record | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}") from None
+        try:
+            with os.fdopen(fd) as f:
+                return Record.from_json(json.load(f))
+        except (ValueError, TypeError) as err:
+            raise CniError(STATE_FAILURE, f"state record {path} is corrupt: {err}") from None
+
+    def remove(self, container_id: str, ifname: str) -> None:
+        try:
+            os.unlink(self._path(container_id, ifname))
+        except FileNotFoundError:
+            pass
+
+    def all(self) -> list[Record]:
+        """Every readable record of this network; unreadable ones are logged and skipped."""
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return []
+        records = []
+        for name in names:
+            if not name.endswith(RECORD_SUFFIX):
+                continue
+            try:
+                record = self._load_path(os.path.join(self.dir, name))
+            except CniError as err:
+                log.warning("skipping state record: %s", err.msg)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
