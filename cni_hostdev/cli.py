@@ -70,9 +70,9 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
 def _probe_command(args: list[str]) -> int:
     from dataclasses import asdict
 
-    from cni_hostdev.probe import cached_probe, run_probe
+    from cni_hostdev.probe import cached_probe
 
-    result = run_probe() if "--fresh" in args else cached_probe()
+    result = cached_probe(refresh="--fresh" in args)
     print(json.dumps(asdict(result), indent=2))
     return 0
 
@@ -87,14 +87,15 @@ Run by a container runtime with CNI_COMMAND set, host-device is a CNI plugin.
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="host-device: %(levelname)s %(message)s", stream=sys.stderr)
-    if os.environ.get("CNI_COMMAND"):
+    args = sys.argv[1:]
+    # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
+    if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):
         try:
             stdin = sys.stdin.buffer.read()
         except OSError:
             stdin = b""
         obj, status = run_plugin(os.environ, stdin)
         _emit(obj, status)
-    args = sys.argv[1:]
     if args in (["--version"], ["version"]):
         print(f"host-device {__version__}")
         sys.exit(0)

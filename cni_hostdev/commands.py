@@ -20,6 +20,7 @@ from cni_hostdev.errors import (
     NOT_AVAILABLE,
     CniError,
 )
+from cni_hostdev.faults import checkpoint
 from cni_hostdev.lookup import find_device, pci_address_of
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, Namespace, Original, find_moved, move_in, restore, send_home
 from cni_hostdev.netlink import Link
@@ -103,6 +104,22 @@ def _refuse_if_in_use(conf: NetConf, env: CniEnv, host: Namespace, device: Link)
                 )
 
 
+def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
+    """The selected device; if it is missing because a pod holds it, say which pod."""
+    try:
+        return find_device(host.rtnl, conf.selectors)
+    except CniError as err:
+        if err.code == DEVICE_NOT_FOUND and conf.selectors.device:
+            for record in store.all():
+                if record.original_name == conf.selectors.device and _netns_alive(record.netns):
+                    raise CniError(
+                        DEVICE_IN_USE,
+                        f"device {record.original_name} is claimed by container {record.container_id} "
+                        f"(netns {record.netns}, as {record.ifname})",
+                    ) from None
+        raise
+
+
 def _interface(link: Link, env: CniEnv, pci: str | None) -> Interface:
     return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=env.netns, pci_id=pci)
 
@@ -129,7 +146,7 @@ def cmd_add(env: CniEnv, conf: NetConf) -> dict[str, Any]:
         with _host() as host:
             if netns.same_netns(pod.fd, host.fd):
                 raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
-            device = find_device(host.rtnl, conf.selectors)
+            device = _find_unclaimed(conf, host, store)
             _refuse_if_in_use(conf, env, host, device)
             strategy = _choose_strategy(conf)
             pci = pci_address_of(device.name)
@@ -150,6 +167,7 @@ def cmd_add(env: CniEnv, conf: NetConf) -> dict[str, Any]:
                 phase="moving",
             )
             store.save(record)
+            checkpoint("record-written")
             try:
                 moved = move_in(host, pod, device, env.ifname, strategy)
             except BaseException:
@@ -179,6 +197,7 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         link = find_moved(pod.rtnl, original, record.ifname, record.ifindex)
         if link is not None:
             send_home(pod.rtnl, link, host, original)
+            checkpoint("returned-home")
             return f"returned {link.name} to the host as {original.name}"
     # The pod netns is gone or no longer holds the device: a physical device was
     # refunded to the host under its pod name (or devN), a virtual one vanished.

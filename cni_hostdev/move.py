@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from cni_hostdev import netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
+from cni_hostdev.faults import checkpoint
 from cni_hostdev.netlink import Link, NetlinkError, Rtnl
 
 log = logging.getLogger(__name__)
@@ -90,23 +91,28 @@ def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy
                 host.rtnl.set_link(device.index, netns_fd=pod.fd, name=ifname, alias=original.name)
             except NetlinkError as err:
                 raise _move_error("cannot move", device.name, err) from None
+            checkpoint("moved-to-pod")
         else:
             temp = Namespace.open(netns.new_private())
             try:
                 host.rtnl.set_link(device.index, netns_fd=temp.fd)
             except NetlinkError as err:
                 raise _move_error("cannot move", device.name, err) from None
+            checkpoint("moved-to-staging")
             staged = temp.rtnl.link(name=original.name)
             if staged is None:
                 raise CniError(MOVE_FAILED, f"device {original.name} vanished from the staging namespace")
             if staged.up:
                 temp.rtnl.set_link(staged.index, up=False)
             temp.rtnl.set_link(staged.index, name=ifname, alias=original.name)
+            checkpoint("renamed")
             temp.rtnl.set_link(staged.index, netns_fd=pod.fd)
+            checkpoint("moved-to-pod")
         moved = pod.rtnl.link(name=ifname)
         if moved is None or moved.alias != original.name:
             raise CniError(MOVE_FAILED, f"device {original.name} did not arrive in the pod as {ifname}")
         pod.rtnl.set_link(moved.index, up=True)
+        checkpoint("up")
         result = pod.rtnl.link(index=moved.index)
         assert result is not None
         return result

@@ -66,11 +66,13 @@ def run_probe() -> ProbeResult:
     return ProbeResult(kernel=platform.release(), bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
 
 
-def cached_probe(cache_dir: str = CACHE_DIR) -> ProbeResult:
+def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeResult:
     """The probe result for this boot; /run is emptied at boot, and the key guards kexec too."""
     path = os.path.join(cache_dir, CACHE_FILE)
     kernel, boot_id = platform.release(), _boot_id()
     try:
+        if refresh:
+            raise FileNotFoundError(path)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd) as f:
             data = json.load(f)

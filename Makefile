@@ -1,0 +1,47 @@
+# The front door. Everything runs as root on a fresh machine: targets create
+# their own virtualenv (.venv) and install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh') pyproject.toml
+
+.PHONY: all binary test lint unit demo conformance bench sysdeps clean
+
+all: binary
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# staticx needs patchelf to strip RUNPATHs from copies of the bundled libraries.
+sysdeps:
+	@command -v patchelf >/dev/null && command -v readelf >/dev/null && command -v ip >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf binutils iproute2; }
+
+dist/host-device: $(STAMP) $(SOURCES) | sysdeps
+	packaging/freeze.sh $(PY)
+
+binary: dist/host-device
+
+lint: $(STAMP)
+	$(PY) -m ruff check cni_hostdev tests
+	$(PY) -m mypy
+
+test: binary lint
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: binary
+	tests/demo.sh dist/host-device
+
+conformance: binary
+	@echo "conformance suites are not written yet (issue 4)"
+
+bench: binary
+	@echo "benchmarks are not written yet (issue 5)"
+
+clean:
+	rm -rf build dist $(VENV) *.egg-info

@@ -1,0 +1,3 @@
+from cni_hostdev.cli import main
+
+main()

@@ -1,0 +1,336 @@
+"""ADD, CHECK and DEL on real veth pairs and namespaces, through source and frozen binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, netns_path, pod_env
+
+STRATEGIES = ["atomic", "rename-then-move"]
+
+
+def _record_files(plugin: Plugin) -> list[str]:
+    directory = os.path.join(plugin.data_dir, "tnet")
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_add_check_del_round_trip(plugin: Plugin, sandbox: Sandbox, strategy: str) -> None:
+    dev, _ = sandbox.veth()
+    ip("link", "set", dev, "mtu", "1400")
+    ip("link", "set", dev, "alias", "uplink-of-rack-7")
+    before = link_json(dev)
+    assert before is not None
+    pod = sandbox.pod()
+    conf = conf_for(plugin, device=dev, moveStrategy=strategy)
+    env = pod_env(pod)
+
+    added = plugin.run("ADD", conf, **env)
+    assert added.status == 0, added.stdout + added.stderr
+    assert added.out is not None
+    iface = added.out["interfaces"][-1]
+    assert iface == {"name": "net1", "mac": before["address"], "mtu": 1400, "sandbox": netns_path(pod)}
+    assert dev not in link_names(), "the device must have left the host"
+    inside = link_json("net1", pod)
+    assert inside is not None and is_up(inside)
+    assert inside["ifalias"] == dev, "the original name rides along as the alias"
+    assert "Traceback" not in added.stderr
+
+    record_path = os.path.join(plugin.data_dir, "tnet", "ctr1-net1.json")
+    assert stat.S_IMODE(os.stat(record_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(record_path)).st_mode) == 0o700
+    with open(record_path) as f:
+        record = json.load(f)
+    assert record["original_name"] == dev and record["original_alias"] == "uplink-of-rack-7"
+    assert record["strategy"] == strategy and record["phase"] == "attached"
+
+    checked = plugin.run("CHECK", {**conf, "prevResult": added.out}, **env)
+    assert checked.status == 0, checked.stdout
+
+    deleted = plugin.run("DEL", conf, **env)
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    after = link_json(dev)
+    assert after is not None
+    assert after["mtu"] == 1400 and after["address"] == before["address"]
+    assert after["ifalias"] == "uplink-of-rack-7"
+    assert is_up(after)
+    assert "net1" not in link_names(pod)
+    assert _record_files(plugin) == []
+
+    again = plugin.run("DEL", conf, **env)
+    assert again.status == 0 and again.out is None
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_down_device_comes_back_down(source_plugin: Plugin, sandbox: Sandbox, strategy: str) -> None:
+    dev, _ = sandbox.veth(up=False)
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev, moveStrategy=strategy)
+    assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    inside = link_json("net1", pod)
+    assert inside is not None and is_up(inside), "ADD brings the device up in the pod"
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    after = link_json(dev)
+    assert after is not None and not is_up(after)
+    assert "ifalias" not in after or after["ifalias"] in ("", None)
+
+
+def test_del_restores_what_the_pod_changed(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    original = link_json(dev)
+    assert original is not None
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev)
+    assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    ip("-n", pod, "link", "set", "net1", "down")
+    ip("-n", pod, "link", "set", "net1", "mtu", "1280", "address", "02:00:00:00:00:42", "name", "renamed0")
+    deleted = source_plugin.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout
+    after = link_json(dev)
+    assert after is not None, "DEL finds the device though the pod renamed it"
+    assert after["mtu"] == original["mtu"] and after["address"] == original["address"] and is_up(after)
+
+
+def test_del_with_vanished_or_empty_netns_succeeds(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev)
+    assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    ip("netns", "del", pod)
+    gone = source_plugin.run("DEL", conf, **pod_env(pod))
+    assert gone.status == 0, gone.stdout
+    assert "no longer exists" in gone.stderr, "a vanished virtual device is logged"
+    assert _record_files(source_plugin) == []
+    empty = source_plugin.run("DEL", conf, **{**pod_env(pod), "CNI_NETNS": ""})
+    assert empty.status == 0
+
+
+def test_name_already_in_pod_fails_and_nothing_moves(plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    ip("-n", pod, "link", "add", "net1", "type", "veth", "peer", "name", "other1")
+    out = plugin.run("ADD", conf_for(plugin, device=dev), **pod_env(pod))
+    assert out.status == 1 and out.code == 103
+    assert "net1" in out.out["msg"] if out.out else False
+    info = link_json(dev)
+    assert info is not None and is_up(info)
+    assert _record_files(plugin) == []
+
+
+def test_original_name_taken_at_del_keeps_device_and_record(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev)
+    assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    squatter = sandbox.veth("sq")[0]
+    ip("link", "set", squatter, "name", dev)
+    sandbox.links.append(dev)
+    blocked = source_plugin.run("DEL", conf, **pod_env(pod))
+    assert blocked.status == 1 and blocked.code == 103
+    assert dev in blocked.out["msg"] if blocked.out else False
+    assert link_json("net1", pod) is not None, "the device stays in the pod"
+    assert _record_files(source_plugin) == ["ctr1-net1.json"]
+    ip("link", "del", dev)
+    retried = source_plugin.run("DEL", conf, **pod_env(pod))
+    assert retried.status == 0
+    assert link_json(dev) is not None
+
+
+@pytest.mark.parametrize(
+    ("strategy", "step"),
+    [
+        ("atomic", "moved-to-pod"),
+        ("atomic", "up"),
+        ("rename-then-move", "moved-to-staging"),
+        ("rename-then-move", "renamed"),
+        ("rename-then-move", "moved-to-pod"),
+        ("rename-then-move", "up"),
+    ],
+)
+def test_failure_at_any_step_rolls_back(plugin: Plugin, sandbox: Sandbox, strategy: str, step: str) -> None:
+    dev, _ = sandbox.veth()
+    before = link_json(dev)
+    pod = sandbox.pod()
+    out = plugin.run(
+        "ADD",
+        conf_for(plugin, device=dev, moveStrategy=strategy),
+        **pod_env(pod),
+        CNI_HOSTDEV_TESTING="1",
+        CNI_HOSTDEV_FAIL_AT=step,
+    )
+    assert out.status == 1 and out.code == 999
+    assert "Traceback" not in out.stdout
+    after = link_json(dev)
+    assert after is not None, f"device lost after failure at {step}"
+    assert before is not None and after["address"] == before["address"] and is_up(after)
+    assert after.get("ifalias") in (None, ""), "the alias we set is taken back"
+    assert link_names(pod) <= {"lo"}
+    assert _record_files(plugin) == []
+
+
+def test_fault_hook_is_inert_without_the_test_flag(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=dev), **pod_env(pod), CNI_HOSTDEV_FAIL_AT="up")
+    assert out.status == 0
+
+
+def test_second_pod_is_told_who_holds_the_device(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod_a, pod_b = sandbox.pod("na"), sandbox.pod("nb")
+    conf = conf_for(source_plugin, device=dev)
+    assert source_plugin.run("ADD", conf, **pod_env(pod_a, "ctr-a")).status == 0
+    second = source_plugin.run("ADD", conf, **pod_env(pod_b, "ctr-b"))
+    assert second.status == 1 and second.code == 101
+    assert second.out is not None and "ctr-a" in second.out["msg"] and pod_a in second.out["msg"]
+    assert link_json("net1", pod_a) is not None and link_names(pod_b) <= {"lo"}
+
+
+def test_bridge_port_bridge_and_addressed_device_are_refused(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    pod = sandbox.pod()
+    port, _ = sandbox.veth("pt")
+    bridge = sandbox.bridge()
+    ip("link", "set", port, "master", bridge)
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=port), **pod_env(pod))
+    assert out.code == 101 and out.out is not None and bridge in out.out["msg"]
+
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=bridge), **pod_env(pod))
+    assert out.code == 101 and out.out is not None and "bridge" in out.out["msg"]
+
+    addressed, _ = sandbox.veth("ad")
+    ip("addr", "add", "198.51.100.7/24", "dev", addressed)
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=addressed), **pod_env(pod))
+    assert out.code == 101 and out.out is not None and "198.51.100.7/24" in out.out["msg"]
+    assert link_names(pod) <= {"lo"}
+    assert {port, bridge, addressed} <= link_names()
+
+    allowed = source_plugin.run(
+        "ADD", conf_for(source_plugin, device=addressed, allowHostAddresses=True), **pod_env(pod)
+    )
+    assert allowed.status == 0, allowed.stdout
+    assert link_json("net1", pod) is not None
+    assert source_plugin.run("DEL", conf_for(source_plugin), **pod_env(pod)).status == 0
+
+
+@pytest.mark.parametrize("selector", ["hwaddr", "kernelpath", "device+hwaddr"])
+def test_selectors_on_virtual_devices(source_plugin: Plugin, sandbox: Sandbox, selector: str) -> None:
+    dev, _ = sandbox.veth()
+    info = link_json(dev)
+    assert info is not None
+    keys: dict[str, str] = {}
+    if selector == "hwaddr":
+        keys["hwaddr"] = info["address"].upper()
+    elif selector == "kernelpath":
+        keys["kernelpath"] = f"/sys/devices/virtual/net/{dev}"
+    else:
+        keys = {"device": dev, "hwaddr": info["address"]}
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, **keys)
+    out = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert out.status == 0, out.stdout
+    assert link_json("net1", pod) is not None
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert link_json(dev) is not None
+
+
+def test_disagreeing_selectors_are_a_config_error(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev_a, _ = sandbox.veth("x")
+    dev_b, _ = sandbox.veth("y")
+    mac_b = link_json(dev_b)
+    assert mac_b is not None
+    pod = sandbox.pod()
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=dev_a, hwaddr=mac_b["address"]), **pod_env(pod))
+    assert out.code == 7 and out.out is not None and dev_a in out.out["msg"] and dev_b in out.out["msg"]
+    assert {dev_a, dev_b} <= link_names()
+
+
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_result_shape_per_version(source_plugin: Plugin, sandbox: Sandbox, version: str) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, version, device=dev)
+    out = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert out.status == 0 and out.out is not None
+    assert out.out["cniVersion"] == version
+    iface = out.out["interfaces"][0]
+    assert iface["name"] == "net1" and iface["sandbox"] == netns_path(pod)
+    assert ("mtu" in iface) == (version == "1.1.0"), "mtu in interfaces exists only since 1.1.0"
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+def test_legacy_versions_without_ipam_are_refused_before_moving(plugin: Plugin, sandbox: Sandbox, version: str) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    out = plugin.run("ADD", conf_for(plugin, version, device=dev), **pod_env(pod))
+    assert out.status == 1 and out.code == 1 and out.out is not None
+    assert version in out.out["msg"]
+    assert dev in link_names() and link_names(pod) <= {"lo"}
+
+
+def test_prev_result_is_kept_when_chained(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": netns_path(pod)}], "dns": {}}
+    conf = conf_for(source_plugin, "1.0.0", device=dev, prevResult=prev)
+    out = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert out.status == 0 and out.out is not None
+    assert [i["name"] for i in out.out["interfaces"]] == ["eth0", "net1"]
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+
+
+def test_check_notices_a_missing_or_changed_device(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev)
+    added = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert added.out is not None
+    ip("-n", pod, "link", "set", "net1", "address", "02:00:00:00:00:43")
+    changed = source_plugin.run("CHECK", {**conf, "prevResult": added.out}, **pod_env(pod))
+    assert changed.code == 104 and changed.out is not None and "02:00:00:00:00:43" in changed.out["msg"]
+    ip("-n", pod, "link", "set", "net1", "name", "moved0")
+    missing = source_plugin.run("CHECK", {**conf, "prevResult": added.out}, **pod_env(pod))
+    assert missing.code == 104 and missing.out is not None and "net1" in missing.out["msg"]
+    no_prev = source_plugin.run("CHECK", conf, **pod_env(pod))
+    assert no_prev.code == 7 and no_prev.out is not None and "prevResult" in no_prev.out["msg"]
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert link_json(dev) is not None
+
+
+def test_gc_releases_attachments_not_in_the_valid_list(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    keep, _ = sandbox.veth("k")
+    drop, _ = sandbox.veth("d")
+    pod_keep, pod_drop = sandbox.pod("nk"), sandbox.pod("nd")
+    assert source_plugin.run("ADD", conf_for(source_plugin, device=keep), **pod_env(pod_keep, "keep")).status == 0
+    assert source_plugin.run("ADD", conf_for(source_plugin, device=drop), **pod_env(pod_drop, "drop")).status == 0
+    gc_conf = conf_for(source_plugin, **{"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "net1"}]})
+    out = source_plugin.run("GC", gc_conf)
+    assert out.status == 0, out.stdout
+    assert drop in link_names() and keep not in link_names()
+    assert link_json("net1", pod_keep) is not None
+    assert _record_files(source_plugin) == ["keep-net1.json"]
+    assert source_plugin.run("DEL", conf_for(source_plugin), **pod_env(pod_keep, "keep")).status == 0
+
+
+def test_status_reports_missing_device(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    assert source_plugin.run("STATUS", conf_for(source_plugin, device=dev)).status == 0
+    missing = source_plugin.run("STATUS", conf_for(source_plugin, device=sandbox.name("zz")))
+    assert missing.code == 50 and missing.out is not None and sandbox.name("zz") in missing.out["msg"]
+
+
+def test_probe_uses_throwaway_devices_and_caches(binary_plugin: Plugin) -> None:
+    before = link_names()
+    fresh = subprocess.run([binary_plugin.argv[0], "probe", "--fresh"], capture_output=True, text=True, check=True)
+    report = json.loads(fresh.stdout)
+    assert report["kernel"] == os.uname().release
+    assert report["atomicMoveRename"] is True
+    assert isinstance(report["liveRename"], bool)
+    assert link_names() == before, "the probe leaves nothing in the host"
+    cached = json.loads(subprocess.run([binary_plugin.argv[0], "probe"], capture_output=True, text=True).stdout)
+    assert cached["cached"] is True and cached["atomicMoveRename"] == report["atomicMoveRename"]
