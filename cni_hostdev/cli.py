@@ -26,6 +26,15 @@ def _emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
     os._exit(status)
 
 
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _apply_log_level(level: object) -> None:
+    """Runtimes may show a plugin's stderr to users: quiet unless the config asks for more."""
+    if isinstance(level, str) and level.lower() in _LOG_LEVELS:
+        logging.getLogger().setLevel(_LOG_LEVELS[level.lower()])
+
+
 def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
     from cni_hostdev import config
@@ -35,6 +44,7 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
         env = config.read_env(environ)
         raw = config.decode_stdin(stdin) if stdin.strip() or env.command != "VERSION" else {}
         cni_version = config.config_version(raw)
+        _apply_log_level(raw.get("logLevel"))
         if cni_version not in SUPPORTED_VERSIONS:
             cni_version = LATEST if env.command == "VERSION" else cni_version
         if env.command == "VERSION":
@@ -86,7 +96,7 @@ Run by a container runtime with CNI_COMMAND set, host-device is a CNI plugin.
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="host-device: %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="host-device: %(levelname)s %(message)s", stream=sys.stderr)
     args = sys.argv[1:]
     # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
     if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):

@@ -203,7 +203,9 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
     # refunded to the host under its pod name (or devN), a virtual one vanished.
     link = _find_refunded(host, record)
     if link is None:
-        return f"device {original.name} no longer exists (a virtual device dies with its netns)"
+        what = f"device {original.name} no longer exists (a virtual device dies with its netns)"
+        log.warning("%s/%s: %s", record.container_id, record.ifname, what)
+        return what
     if link.name != original.name:
         holder = host.rtnl.link(name=original.name)
         if holder is not None:
