@@ -56,15 +56,14 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
         from cni_hostdev import commands
 
         if env.command == "ADD":
-            return commands.cmd_add(env, conf), 0
-        if env.command == "DEL":
-            commands.cmd_del(env, conf)
-        elif env.command == "CHECK":
-            commands.cmd_check(env, conf)
-        elif env.command == "STATUS":
-            commands.cmd_status(conf)
-        elif env.command == "GC":
-            commands.cmd_gc(conf)
+            return commands.cmd_add(env, conf, environ), 0
+        handler = {
+            "DEL": commands.cmd_del,
+            "CHECK": commands.cmd_check,
+            "STATUS": commands.cmd_status,
+            "GC": commands.cmd_gc,
+        }[env.command]
+        handler(env, conf, environ)
         return None, 0
     except CniError as err:
         if err.code == INVALID_CONFIG or err.code >= 100:

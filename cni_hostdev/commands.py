@@ -1,14 +1,14 @@
-"""The CNI commands, each reading like the spec: validate, look up, act, report."""
+"""The CNI commands, each reading like the spec: validate, look up, lock, act, report."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cni_hostdev import netns
+from cni_hostdev import ipam, netns
 from cni_hostdev.config import CniEnv, NetConf
 from cni_hostdev.errors import (
     CHECK_FAILED,
@@ -21,10 +21,11 @@ from cni_hostdev.errors import (
     CniError,
 )
 from cni_hostdev.faults import checkpoint
-from cni_hostdev.lookup import find_device, pci_address_of
+from cni_hostdev.locks import device_lock, identity
+from cni_hostdev.lookup import find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, Namespace, Original, find_moved, move_in, restore, send_home
 from cni_hostdev.netlink import Link
-from cni_hostdev.result import Interface, Result
+from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,16 @@ def _open_pod(path: str, *, required: bool) -> Namespace | None:
     return Namespace.open(fd)
 
 
+@contextlib.contextmanager
+def _pod(path: str, *, required: bool) -> Iterator[Namespace | None]:
+    pod = _open_pod(path, required=required) if path else None
+    try:
+        yield pod
+    finally:
+        if pod is not None:
+            pod.close()
+
+
 def _choose_strategy(conf: NetConf) -> str:
     if conf.move_strategy != "auto":
         return conf.move_strategy
@@ -61,7 +72,7 @@ def _choose_strategy(conf: NetConf) -> str:
     return ATOMIC if cached_probe().atomicMoveRename else RENAME_THEN_MOVE
 
 
-def _netns_alive(path: str) -> bool:
+def netns_alive(path: str) -> bool:
     try:
         os.close(netns.open_netns(path))
         return True
@@ -69,7 +80,22 @@ def _netns_alive(path: str) -> bool:
         return False
 
 
-def _refuse_if_in_use(conf: NetConf, env: CniEnv, host: Namespace, device: Link) -> None:
+def _record_key(record: Record) -> str:
+    return identity(record.pci_address, record.perm_mac, record.original_name)
+
+
+def _same_device(record: Record, device: Link, pci: str | None) -> bool:
+    if record.pci_address and pci:
+        return record.pci_address == pci
+    if record.perm_mac and device.perm_mac:
+        return record.perm_mac == device.perm_mac
+    return record.original_name == device.name and record.mac == device.mac
+
+
+# --- ADD ------------------------------------------------------------------------
+
+
+def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
     if device.loopback:
         raise CniError(DEVICE_IN_USE, f"device {device.name} is the loopback device and cannot be moved")
     if device.kind == "bridge":
@@ -79,77 +105,145 @@ def _refuse_if_in_use(conf: NetConf, env: CniEnv, host: Namespace, device: Link)
     if device.master:
         master = host.rtnl.link(index=device.master)
         master_name = master.name if master else f"ifindex {device.master}"
-        raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}")
-    if not conf.raw.get("allowHostAddresses"):
-        if device.index in host.rtnl.default_route_ifindexes():
+        kind = f" ({master.kind})" if master and master.kind else ""
+        raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
+    if conf.allow_host_addresses:
+        return
+    if device.index in host.rtnl.default_route_ifindexes():
+        raise CniError(
+            DEVICE_IN_USE,
+            f"device {device.name} is in use by the host: it carries the default route "
+            '(the node\'s uplink); set "allowHostAddresses": true to move it anyway',
+        )
+    addresses = host.rtnl.global_addresses().get(device.index)
+    if addresses:
+        raise CniError(
+            DEVICE_IN_USE,
+            f"device {device.name} is in use by the host: it has global address {addresses[0]}; "
+            'set "allowHostAddresses": true to move it anyway',
+        )
+
+
+def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> None:
+    """Refuse a device another live attachment holds; repair and forget claims whose pod died."""
+    for record in store.all():
+        if (record.container_id, record.ifname) == (env.container_id, env.ifname):
+            continue
+        if not _same_device(record, device, pci):
+            continue
+        if netns_alive(record.netns):
             raise CniError(
                 DEVICE_IN_USE,
-                f"device {device.name} is in use by the host: it carries the default route "
-                '(the node\'s uplink); set "allowHostAddresses": true to move it anyway',
+                f"device {device.name} is claimed by container {record.container_id} "
+                f"(netns {record.netns}, as {record.ifname})",
             )
-        addresses = host.rtnl.global_addresses().get(device.index)
-        if addresses:
-            raise CniError(
-                DEVICE_IN_USE,
-                f"device {device.name} is in use by the host: it has global address {addresses[0]}; "
-                'set "allowHostAddresses": true to move it anyway',
-            )
-    for record in StateStore(conf.data_dir, conf.name).all():
-        same = record.original_name == device.name or (record.perm_mac and record.perm_mac == device.perm_mac)
-        if same and (record.container_id, record.ifname) != (env.container_id, env.ifname):
-            if _netns_alive(record.netns):
-                raise CniError(
-                    DEVICE_IN_USE,
-                    f"device {device.name} is claimed by container {record.container_id} (netns {record.netns})",
-                )
+        log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
+        release(record, None, host)
+        store.remove(record.container_id, record.ifname)
 
 
 def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
-    """The selected device; if it is missing because a pod holds it, say which pod."""
+    """The selected device; if a pod holds it, say which pod; if a dead pod held it, repair first."""
     try:
         return find_device(host.rtnl, conf.selectors)
     except CniError as err:
-        if err.code == DEVICE_NOT_FOUND and conf.selectors.device:
-            for record in store.all():
-                if record.original_name == conf.selectors.device and _netns_alive(record.netns):
+        if err.code != DEVICE_NOT_FOUND:
+            raise
+        wanted = conf.selectors.device
+        repaired = False
+        for record in store.all():
+            if wanted and record.original_name != wanted:
+                continue
+            if netns_alive(record.netns):
+                if wanted:
                     raise CniError(
                         DEVICE_IN_USE,
                         f"device {record.original_name} is claimed by container {record.container_id} "
                         f"(netns {record.netns}, as {record.ifname})",
                     ) from None
-        raise
+                continue
+            with device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout):
+                release(record, None, host)
+                store.remove(record.container_id, record.ifname)
+                repaired = True
+        if not repaired:
+            raise
+    return find_device(host.rtnl, conf.selectors)
 
 
 def _interface(link: Link, env: CniEnv, pci: str | None) -> Interface:
     return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=env.netns, pci_id=pci)
 
 
-def cmd_add(env: CniEnv, conf: NetConf) -> dict[str, Any]:
-    if conf.ipam is not None:
-        raise CniError(INVALID_CONFIG, f"config key ipam (type {conf.ipam.get('type')!r}) is not supported yet")
-    if not Result().can_print_as(conf.version):
+def _merge(conf: NetConf, iface: Interface, ipam_result: Result | None) -> Result:
+    result = conf.prev_result or Result()
+    result.interfaces.append(iface)
+    index = len(result.interfaces) - 1
+    dns = DNS(list(conf.dns.nameservers), conf.dns.domain, list(conf.dns.search), list(conf.dns.options))
+    if ipam_result is not None:
+        for ip in ipam_result.ips:
+            ip.interface = index
+            result.ips.append(ip)
+        result.routes.extend(ipam_result.routes)
+        extra = ipam_result.dns
+        dns.nameservers += [n for n in extra.nameservers if n not in dns.nameservers]
+        dns.domain = dns.domain or extra.domain
+        dns.search += [s for s in extra.search if s not in dns.search]
+        dns.options += [o for o in extra.options if o not in dns.options]
+    if not dns.empty():
+        result.dns = dns
+    return result
+
+
+def _ipam_add(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Result | None:
+    if conf.ipam is None:
+        return None
+    raw = ipam.run("ADD", conf.raw, environ, env.path)
+    return ipam.parse_result(raw, conf.cni_version, str(conf.ipam["type"]))
+
+
+def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> None:
+    """Undo an IPAM ADD after a later failure; never mask the failure itself."""
+    if conf.ipam is None:
+        return
+    try:
+        ipam.run("DEL", conf.raw, environ, env.path)
+    except CniError as err:
+        log.error("releasing IPAM after a failed ADD also failed: %s", err.msg)
+
+
+def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str, Any]:
+    if conf.ipam is None and not Result().can_print_as(conf.version):
         raise CniError(
             INCOMPATIBLE_VERSION,
             f"cniVersion {conf.cni_version} results must carry an IP address; configure ipam or use 0.3.0 or later",
         )
+    if conf.ipam is not None:
+        ipam.find_plugin(str(conf.ipam["type"]), env.path)
     store = StateStore(conf.data_dir, conf.name)
     existing = store.load(env.container_id, env.ifname)
     if existing is not None:
         raise CniError(
             DEVICE_IN_USE,
-            f"container {env.container_id} already has {env.ifname} from device {existing.original_name}; "
-            "run DEL first",
+            f"container {env.container_id} already has {env.ifname} (device {existing.original_name}); run DEL first",
         )
-    pod = _open_pod(env.netns, required=True)
-    assert pod is not None
-    try:
-        with _host() as host:
-            if netns.same_netns(pod.fd, host.fd):
-                raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
+    with _pod(env.netns, required=True) as pod, _host() as host:
+        assert pod is not None
+        if netns.same_netns(pod.fd, host.fd):
+            raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
+        userspace = userspace_function(conf.selectors)
+        if userspace is not None:
+            return _add_userspace(env, conf, environ, store, *userspace)
+        first = _find_unclaimed(conf, host, store)
+        pci = pci_address_of(first.name)
+        with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.name), first.name, conf.lock_timeout):
+            # Whoever held the lock before us may have taken the device: look again.
             device = _find_unclaimed(conf, host, store)
-            _refuse_if_in_use(conf, env, host, device)
+            if device.index != first.index:
+                raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
+            _claims_of(store, device, pci, env, host)
+            _refuse_if_in_use(conf, host, device)
             strategy = _choose_strategy(conf)
-            pci = pci_address_of(device.name)
             record = Record(
                 network=conf.name,
                 container_id=env.container_id,
@@ -178,12 +272,66 @@ def cmd_add(env: CniEnv, conf: NetConf) -> dict[str, Any]:
             record.phase = "attached"
             record.ifindex = moved.index
             store.save(record)
-    finally:
-        pod.close()
-    result = conf.prev_result or Result()
-    result.interfaces.append(_interface(moved, env, pci))
+            checkpoint("attached")
+            try:
+                ipam_result = _ipam_add(conf, environ, env)
+                checkpoint("ipam-added")
+                if ipam_result is not None:
+                    ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
+                    checkpoint("ipam-applied")
+            except BaseException:
+                _ipam_release(conf, environ, env)
+                try:
+                    release(record, pod, host)
+                    store.remove(env.container_id, env.ifname)
+                except (CniError, OSError) as err:
+                    log.error("could not return %s after a failed ADD: %s", device.name, err)
+                raise
+    result = _merge(conf, _interface(moved, env, pci), ipam_result)
     log.info("ADD %s: %s -> %s:%s (%s)", env.container_id, device.name, env.netns, env.ifname, strategy)
     return result.to_json(conf.cni_version)
+
+
+def _add_userspace(
+    env: CniEnv, conf: NetConf, environ: Mapping[str, str], store: StateStore, pci: str, driver: str
+) -> dict[str, Any]:
+    """A PCI function bound to vfio-pci/uio: nothing to move, the pod's DPDK app drives it."""
+    with device_lock(conf.data_dir, identity(pci, None, pci), pci, conf.lock_timeout):
+        for record in store.all():
+            if record.pci_address == pci and netns_alive(record.netns):
+                raise CniError(
+                    DEVICE_IN_USE,
+                    f"PCI device {pci} ({driver}) is claimed by container {record.container_id} (netns {record.netns})",
+                )
+        record = Record(
+            network=conf.name,
+            container_id=env.container_id,
+            ifname=env.ifname,
+            netns=env.netns,
+            original_name="",
+            original_alias=None,
+            mac="",
+            perm_mac=None,
+            mtu=0,
+            was_up=False,
+            ifindex=0,
+            pci_address=pci,
+            strategy="none",
+            phase="attached",
+            kind="userspace",
+        )
+        store.save(record)
+        try:
+            ipam_result = _ipam_add(conf, environ, env)
+        except BaseException:
+            store.remove(env.container_id, env.ifname)
+            raise
+    log.info("ADD %s: PCI %s is bound to %s; nothing moved", env.container_id, pci, driver)
+    iface = Interface(name=env.ifname, sandbox=env.netns, pci_id=pci)
+    return _merge(conf, iface, ipam_result).to_json(conf.cni_version)
+
+
+# --- giving devices back ------------------------------------------------------------
 
 
 def _original(record: Record) -> Original:
@@ -191,7 +339,9 @@ def _original(record: Record) -> Original:
 
 
 def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
-    """Give the device of `record` back to the host; say what happened."""
+    """Give the device of `record` back to the host under its original name; say what happened."""
+    if record.kind == "userspace":
+        return f"PCI device {record.pci_address} was never moved"
     original = _original(record)
     if pod is not None:
         link = find_moved(pod.rtnl, original, record.ifname, record.ifindex)
@@ -201,7 +351,7 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
             return f"returned {link.name} to the host as {original.name}"
     # The pod netns is gone or no longer holds the device: a physical device was
     # refunded to the host under its pod name (or devN), a virtual one vanished.
-    link = _find_refunded(host, record)
+    link = find_refunded(host, record)
     if link is None:
         what = f"device {original.name} no longer exists (a virtual device dies with its netns)"
         log.warning("%s/%s: %s", record.container_id, record.ifname, what)
@@ -219,10 +369,11 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         host.rtnl.set_link(link.index, name=original.name)
         link = host.rtnl.link(index=link.index) or link
     restore(host.rtnl, link, original)
-    return f"restored {original.name} in the host"
+    return f"restored {original.name} in the host (it had come back as {link.name})"
 
 
-def _find_refunded(host: Namespace, record: Record) -> Link | None:
+def find_refunded(host: Namespace, record: Record) -> Link | None:
+    """Our device in the host under any name: by PCI address, permanent MAC, our alias, or name+MAC."""
     links = host.rtnl.links()
     if record.pci_address:
         for link in links:
@@ -241,87 +392,116 @@ def _find_refunded(host: Namespace, record: Record) -> Link | None:
     return None
 
 
-def cmd_del(env: CniEnv, conf: NetConf) -> None:
+# --- DEL, CHECK, STATUS, GC ---------------------------------------------------------
+
+
+def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    # IPAM first: an allocation must not leak even when the netns or the device is gone.
+    if conf.ipam is not None:
+        ipam.run("DEL", conf.raw, environ, env.path)
     store = StateStore(conf.data_dir, conf.name)
     record = store.load(env.container_id, env.ifname)
     if record is None:
         log.info("DEL %s/%s: nothing recorded, nothing to do", env.container_id, env.ifname)
         return
-    pod = _open_pod(env.netns, required=False) if env.netns else None
-    try:
-        with _host() as host:
-            what = release(record, pod, host)
-    finally:
-        if pod is not None:
-            pod.close()
-    store.remove(env.container_id, env.ifname)
+    with (
+        device_lock(
+            conf.data_dir, _record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
+        ),
+        _pod(env.netns, required=False) as pod,
+        _host() as host,
+    ):
+        what = release(record, pod, host)
+        store.remove(env.container_id, env.ifname)
     log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)
 
 
-def cmd_check(env: CniEnv, conf: NetConf) -> None:
-    if conf.prev_result is None:
+def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    prev = conf.prev_result
+    if prev is None:
         raise CniError(INVALID_CONFIG, "config key prevResult is missing: CHECK needs the result of ADD")
+    if conf.ipam is not None:
+        ipam.run("CHECK", conf.raw, environ, env.path)
     record = StateStore(conf.data_dir, conf.name).load(env.container_id, env.ifname)
     if record is None:
         raise CniError(CHECK_FAILED, f"no attachment recorded for container {env.container_id} interface {env.ifname}")
-    pod = _open_pod(env.netns, required=True)
-    assert pod is not None
-    try:
-        link = pod.rtnl.link(name=env.ifname)
-    finally:
-        pod.close()
-    if link is None:
-        raise CniError(CHECK_FAILED, f"interface {env.ifname} is missing from netns {env.netns}")
-    reported = [i for i in conf.prev_result.interfaces if i.name == env.ifname and i.sandbox in ("", env.netns)]
+    reported = [(n, i) for n, i in enumerate(prev.interfaces) if i.name == env.ifname and i.sandbox in ("", env.netns)]
     if not reported:
         raise CniError(CHECK_FAILED, f"prevResult reports no interface {env.ifname} in netns {env.netns}")
-    if reported[0].mac and reported[0].mac.lower() != link.mac:
-        raise CniError(CHECK_FAILED, f"interface {env.ifname} has MAC {link.mac}, prevResult says {reported[0].mac}")
-    if not link.up:
-        raise CniError(CHECK_FAILED, f"interface {env.ifname} in netns {env.netns} is down")
+    position, iface = reported[0]
+    if record.kind == "userspace":
+        return
+    with _pod(env.netns, required=True) as pod:
+        assert pod is not None
+        link = pod.rtnl.link(name=env.ifname)
+        if link is None:
+            raise CniError(CHECK_FAILED, f"interface {env.ifname} is missing from netns {env.netns}")
+        if iface.mac and iface.mac.lower() != link.mac:
+            raise CniError(CHECK_FAILED, f"interface {env.ifname} has MAC {link.mac}, prevResult says {iface.mac}")
+        if not link.up:
+            raise CniError(CHECK_FAILED, f"interface {env.ifname} in netns {env.netns} is down")
+        ours = Result(
+            ips=[ip for ip in prev.ips if ip.interface in (None, position)],
+            routes=prev.routes if conf.ipam is not None else [],
+        )
+        ipam.verify(pod.rtnl, link, ours)
 
 
-def cmd_status(conf: NetConf) -> None:
+def _ipam_speaks_110(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> bool:
+    """GC and STATUS exist only for IPAM plugins that support CNI 1.1.0; older ones are skipped."""
+    assert conf.ipam is not None
+    answer = ipam.run("VERSION", {"cniVersion": conf.cni_version}, environ, env.path) or {}
+    return "1.1.0" in (answer.get("supportedVersions") or [])
+
+
+def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     store = StateStore(conf.data_dir, conf.name)
     try:
-        store._ensure_dir()
+        store.ensure_dir()
     except CniError as err:
         raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
     if not os.access(store.dir, os.W_OK):
         raise CniError(NOT_AVAILABLE, f"cannot serve ADD: state directory {store.dir} is not writable")
-    if conf.selectors.any():
+    if conf.selectors.any() and userspace_function(conf.selectors) is None:
         with _host() as host:
             try:
                 find_device(host.rtnl, conf.selectors)
             except CniError as err:
                 if err.code != DEVICE_NOT_FOUND:
                     raise
-                claims = [r for r in store.all() if _netns_alive(r.netns)]
+                claims = [r for r in store.all() if netns_alive(r.netns)]
                 holder = f" (claimed by container {claims[0].container_id})" if claims else ""
                 raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}") from None
+    if conf.ipam is not None:
+        try:
+            if _ipam_speaks_110(conf, environ, env):
+                ipam.run("STATUS", conf.raw, environ, env.path)
+        except CniError as err:
+            raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
 
 
-def cmd_gc(conf: NetConf) -> None:
+def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    """Release attachments the runtime no longer knows, and repair those whose pod died."""
     store = StateStore(conf.data_dir, conf.name)
     valid = set(conf.valid_attachments) if conf.valid_attachments is not None else None
     failures: list[str] = []
     with _host() as host:
         for record in store.all():
-            if valid is None or (record.container_id, record.ifname) in valid:
+            stale = not netns_alive(record.netns)
+            unknown = valid is not None and (record.container_id, record.ifname) not in valid
+            if not (stale or unknown):
                 continue
-            pod = None
             try:
-                pod = _open_pod(record.netns, required=False) if record.netns else None
-            except CniError:
-                pod = None
-            try:
-                what = release(record, pod, host)
-                store.remove(record.container_id, record.ifname)
+                with (
+                    device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout),
+                    _pod(record.netns if not stale else "", required=False) as pod,
+                ):
+                    what = release(record, pod, host)
+                    store.remove(record.container_id, record.ifname)
                 log.info("GC %s/%s: %s", record.container_id, record.ifname, what)
             except (CniError, OSError) as err:
                 failures.append(f"{record.container_id}/{record.ifname}: {getattr(err, 'msg', err)}")
-            finally:
-                if pod is not None:
-                    pod.close()
+    if conf.ipam is not None and _ipam_speaks_110(conf, environ, env):
+        ipam.run("GC", conf.raw, environ, env.path)
     if failures:
         raise CniError(DEVICE_IN_USE, "GC could not release: " + "; ".join(failures))

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.version import Version
 
 from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
-from cni_hostdev.result import V040, V110, Result, parse_version
+from cni_hostdev.result import DNS, V040, V110, Result, parse_version
 
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 MOVE_STRATEGIES = ("auto", "atomic", "rename-then-move")
@@ -142,6 +142,9 @@ class NetConf:
     ipam: dict[str, Any] | None = None
     prev_result: Result | None = None
     valid_attachments: tuple[tuple[str, str], ...] | None = None
+    allow_host_addresses: bool = False
+    lock_timeout: float = 10.0
+    dns: DNS = field(default_factory=DNS)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,6 +233,20 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
     if conf.get("prevResult") is not None:
         prev_result = Result.from_json(conf["prevResult"], cni_version)
 
+    allow = conf.get("allowHostAddresses", False)
+    if not isinstance(allow, bool):
+        raise CniError(
+            INVALID_CONFIG, f"config key allowHostAddresses must be true or false, got {json.dumps(allow)[:80]}"
+        )
+    lock_timeout = conf.get("lockTimeout", 10.0)
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or not 0 < lock_timeout <= 600:
+        raise CniError(
+            INVALID_CONFIG, f"config key lockTimeout {json.dumps(lock_timeout)[:80]} must be 0 < seconds <= 600"
+        )
+    dns = conf.get("dns")
+    if dns is not None and not isinstance(dns, dict):
+        raise CniError(INVALID_CONFIG, "config key dns must be an object")
+
     valid_attachments = None
     if command == "GC":
         valid_attachments = _attachments(conf)
@@ -244,6 +261,9 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
         ipam=ipam,
         prev_result=prev_result,
         valid_attachments=valid_attachments,
+        allow_host_addresses=allow,
+        lock_timeout=float(lock_timeout),
+        dns=DNS.from_json(dns),
         raw=conf,
     )
 

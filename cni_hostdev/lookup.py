@@ -92,6 +92,20 @@ def driver_of_pci(address: str) -> str | None:
         return None
 
 
+USERSPACE_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
+
+
+def userspace_function(sel: Selectors) -> tuple[str, str] | None:
+    """(PCI address, driver) when the selected PCI function is bound to a userspace (DPDK) driver."""
+    for value in (sel.pci_bus_id, sel.device_id):
+        if value and _PCI_NAME.match(normalize_pci(value)):
+            address = normalize_pci(value)
+            driver = driver_of_pci(address)
+            if driver in USERSPACE_DRIVERS:
+                return address, driver
+    return None
+
+
 def find_device(rtnl: Rtnl, sel: Selectors) -> Link:
     """Resolve every selector given; they must all name the same device."""
     found: list[tuple[str, Link]] = []

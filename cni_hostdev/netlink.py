@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import ipaddress
 import os
 import socket
 import struct
@@ -37,6 +38,12 @@ RTM_GETROUTE = 26
 IFF_UP = 0x1
 RT_SCOPE_UNIVERSE = 0
 RT_TABLE_MAIN = 254
+RT_SCOPE_LINK = 253
+RTPROT_BOOT = 3
+RTN_UNICAST = 1
+IFA_F_TENTATIVE = 0x40
+IFA_F_DADFAILED = 0x08
+IFF_LOWER_UP = 0x10000
 IFF_LOOPBACK = 0x8
 RTEXT_FILTER_VF = 1
 _HEADER = struct.Struct("=IHHII")
@@ -259,3 +266,75 @@ class Rtnl:
                 for hop in route.get_attr("RTA_MULTIPATH") or []:
                     found.add(hop["oif"])
         return found
+
+    def addresses(self, index: int) -> list[tuple[str, int]]:
+        """(CIDR, IFA_F_* flags) of every address on one link."""
+        out: list[tuple[str, int]] = []
+        for msg in self._request(_ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP):
+            if msg["index"] != index:
+                continue
+            address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            flags = msg.get_attr("IFA_FLAGS")
+            out.append((f"{address}/{msg['prefixlen']}", flags if flags is not None else msg["flags"]))
+        return out
+
+    def add_address(self, index: int, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        msg = _ifaddrmsg()
+        msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+        msg["prefixlen"] = iface.network.prefixlen
+        msg["index"] = index
+        attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", str(iface.ip))]
+        if iface.version == 4:
+            attrs.append(("IFA_LOCAL", str(iface.ip)))
+        msg["attrs"] = attrs
+        self._request(msg, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+
+    def add_route(
+        self,
+        dst: str,
+        *,
+        oif: int,
+        gw: str | None = None,
+        mtu: int | None = None,
+        advmss: int | None = None,
+        priority: int | None = None,
+        table: int | None = None,
+        scope: int | None = None,
+    ) -> None:
+        network = ipaddress.ip_network(dst, strict=False)
+        msg = _rtmsg()
+        msg["family"] = socket.AF_INET if network.version == 4 else socket.AF_INET6
+        msg["dst_len"] = network.prefixlen
+        msg["table"] = table if table is not None and table < 256 else RT_TABLE_MAIN
+        msg["proto"] = RTPROT_BOOT
+        msg["scope"] = scope if scope is not None else (RT_SCOPE_UNIVERSE if gw else RT_SCOPE_LINK)
+        msg["type"] = RTN_UNICAST
+        attrs: list[tuple[str, Any]] = [("RTA_OIF", oif)]
+        if network.prefixlen:
+            attrs.append(("RTA_DST", str(network.network_address)))
+        if gw:
+            attrs.append(("RTA_GATEWAY", gw))
+        if priority is not None:
+            attrs.append(("RTA_PRIORITY", priority))
+        if table is not None:
+            attrs.append(("RTA_TABLE", table))
+        metrics = [(key, value) for key, value in (("RTAX_MTU", mtu), ("RTAX_ADVMSS", advmss)) if value is not None]
+        if metrics:
+            attrs.append(("RTA_METRICS", {"attrs": metrics}))
+        msg["attrs"] = attrs
+        self._request(msg, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+
+    def routes(self, oif: int) -> list[tuple[str, str | None, int]]:
+        """(dst CIDR, gateway, table) of every route leaving through `oif`, all tables."""
+        out: list[tuple[str, str | None, int]] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            msg = _rtmsg()
+            msg["family"] = family
+            for route in self._request(msg, RTM_GETROUTE, NLM_F_DUMP):
+                if route.get_attr("RTA_OIF") != oif:
+                    continue
+                dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+                table = route.get_attr("RTA_TABLE") or route["table"]
+                out.append((f"{dst}/{route['dst_len']}", route.get_attr("RTA_GATEWAY"), table))
+        return out

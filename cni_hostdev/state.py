@@ -36,6 +36,7 @@ class Record:
     pci_address: str | None
     strategy: str = ""
     phase: str = "claimed"
+    kind: str = "netdev"  # or "userspace": a PCI function bound to a DPDK-style driver, never moved
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +63,7 @@ class StateStore:
     def _path(self, container_id: str, ifname: str) -> str:
         return os.path.join(self.dir, f"{container_id}-{ifname}{RECORD_SUFFIX}")
 
-    def _ensure_dir(self) -> None:
+    def ensure_dir(self) -> None:
         try:
             os.makedirs(self.dir, 0o700, exist_ok=True)
             for path in (self.root, self.dir):
@@ -72,7 +73,7 @@ class StateStore:
             raise CniError(STATE_FAILURE, f"cannot create state directory {self.dir}: {err.strerror}") from None
 
     def save(self, record: Record) -> None:
-        self._ensure_dir()
+        self.ensure_dir()
         path = self._path(record.container_id, record.ifname)
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")

@@ -1,0 +1,172 @@
+"""IPAM delegation: exec the configured IPAM plugin, and apply its result inside the pod."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cni_hostdev import netns
+from cni_hostdev.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILURE, CniError
+from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
+from cni_hostdev.result import IPConfig, Result
+
+log = logging.getLogger(__name__)
+EXEC_TIMEOUT = 60.0
+DAD_TIMEOUT = 5.0
+
+
+def find_plugin(ipam_type: str, cni_path: tuple[str, ...]) -> str:
+    for directory in cni_path:
+        candidate = os.path.join(directory, ipam_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CniError(
+        INVALID_CONFIG,
+        f"ipam plugin {ipam_type!r} not found in CNI_PATH ({':'.join(cni_path) or 'empty'})",
+    )
+
+
+def run(
+    command: str, conf: Mapping[str, Any], environ: Mapping[str, str], cni_path: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """Exec the IPAM plugin with our stdin and environment, only CNI_COMMAND changed."""
+    ipam_type = str(conf["ipam"]["type"])
+    plugin = find_plugin(ipam_type, cni_path)
+    env = dict(environ)
+    env["CNI_COMMAND"] = command
+    try:
+        proc = subprocess.run(
+            [plugin], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=EXEC_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} {command} did not answer in {EXEC_TIMEOUT:g}s") from None
+    except OSError as err:
+        raise CniError(IPAM_FAILURE, f"cannot run ipam plugin {plugin}: {err.strerror}") from None
+    text = proc.stdout.decode(errors="replace").strip()
+    parsed: Any = None
+    if text:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    if proc.returncode != 0:
+        if isinstance(parsed, dict) and "msg" in parsed:
+            detail = f"{parsed['msg']} (code {parsed.get('code')})"
+        else:
+            detail = (text or proc.stderr.decode(errors="replace")).strip()[:500] or f"exit status {proc.returncode}"
+        raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} {command} failed: {detail}")
+    if text and not isinstance(parsed, dict):
+        raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} {command} printed something that is not JSON")
+    return parsed if isinstance(parsed, dict) else None
+
+
+def parse_result(obj: dict[str, Any] | None, conf_version: str, ipam_type: str) -> Result:
+    if obj is None:
+        raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} ADD printed no result")
+    version = obj.get("cniVersion") if isinstance(obj.get("cniVersion"), str) else conf_version
+    result = Result.from_json(obj, str(version))
+    result.interfaces = []
+    return result
+
+
+def _enable_ipv6(ifname: str) -> None:
+    for name in ("all", ifname):
+        path = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"
+        try:
+            with open(path, "w") as f:
+                f.write("0")
+        except OSError as err:
+            log.debug("cannot enable IPv6 on %s: %s", name, err)
+
+
+def _settle_dad(rtnl: Rtnl, link: Link) -> None:
+    """Wait out DAD so routes and traffic use usable addresses; DAD cannot finish without carrier."""
+    current = rtnl.link(index=link.index)
+    if current is None or not current.flags & IFF_LOWER_UP:
+        return
+    deadline = time.monotonic() + DAD_TIMEOUT
+    while True:
+        flags = [f for cidr, f in rtnl.addresses(link.index) if ":" in cidr]
+        if any(f & IFA_F_DADFAILED for f in flags):
+            raise CniError(IPAM_FAILURE, f"IPv6 duplicate address detected on {link.name}")
+        if not any(f & IFA_F_TENTATIVE for f in flags) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
+
+
+def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
+    """Addresses, then (after DAD) routes, then neighbour announcements, all inside the pod."""
+    with netns.entered(pod_fd):
+        if any(ip.family == 6 for ip in result.ips):
+            _enable_ipv6(link.name)
+        for ip in result.ips:
+            ip.interface = None
+            try:
+                pod.add_address(link.index, ip.address)
+            except NetlinkError as err:
+                raise CniError(
+                    IPAM_FAILURE, f"cannot add address {ip.address} to {link.name}: {err.strerror}"
+                ) from None
+        if any(ip.family == 6 for ip in result.ips):
+            _settle_dad(pod, link)
+        gateways = {ip.family: ip.gateway for ip in reversed(result.ips) if ip.gateway}
+        for route in result.routes:
+            gw = route.gw or gateways.get(route.family)
+            try:
+                pod.add_route(
+                    route.dst,
+                    oif=link.index,
+                    gw=gw,
+                    mtu=route.mtu,
+                    advmss=route.advmss,
+                    priority=route.priority,
+                    table=route.table,
+                    scope=route.scope,
+                )
+            except NetlinkError as err:
+                raise CniError(
+                    IPAM_FAILURE, f"cannot add route {route.dst} via {gw or 'link'} on {link.name}: {err.strerror}"
+                ) from None
+        for ip in result.ips:
+            _announce(link, ip)
+
+
+def _announce(link: Link, ip: IPConfig) -> None:
+    """Gratuitous ARP / unsolicited NA, so neighbours learn the device's MAC for the address."""
+    address = ipaddress.ip_interface(ip.address).ip
+    mac = bytes.fromhex(link.mac.replace(":", ""))
+    try:
+        if address.version == 4:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+                sock.bind((link.name, 0x0806))
+                arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, address.packed, b"\0" * 6, address.packed)
+                sock.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+        else:
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, link.name.encode())
+                # type 136, code 0, checksum (kernel fills it), flags: override
+                na = struct.pack("!BBHI16s", 136, 0, 0, 0x20000000, address.packed) + struct.pack("!BB6s", 2, 1, mac)
+                sock.sendto(na, ("ff02::1", 0, 0, link.index))
+    except OSError as err:
+        log.debug("could not announce %s on %s: %s", address, link.name, err)
+
+
+def verify(pod: Rtnl, link: Link, result: Result) -> None:
+    """CHECK: every address and route prevResult reports is present in the pod."""
+    present = {str(ipaddress.ip_interface(cidr)) for cidr, _ in pod.addresses(link.index)}
+    for ip in result.ips:
+        if str(ipaddress.ip_interface(ip.address)) not in present:
+            raise CniError(CHECK_FAILED, f"address {ip.address} is missing from {link.name}")
+    routes = {str(ipaddress.ip_network(dst, strict=False)) for dst, _, _ in pod.routes(link.index)}
+    for route in result.routes:
+        if str(ipaddress.ip_network(route.dst, strict=False)) not in routes:
+            raise CniError(CHECK_FAILED, f"route to {route.dst} is missing from {link.name}")

@@ -1,0 +1,68 @@
+"""Per-device locks: every ADD, DEL and GC that touches a device holds its lock.
+
+A lock is an flock(2) on `<dataDir>/locks/<identity>.lock`, keyed by the most
+stable identity the device has (PCI address, else permanent MAC, else name), so
+two pods asking for one NIC at once are served one after the other. The kernel
+drops an flock when its holder dies, so a crashed plugin never wedges a device.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cni_hostdev.errors import STATE_FAILURE, TRY_AGAIN_LATER, CniError
+
+DEFAULT_TIMEOUT = 10.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+# flock(2) locks belong to open files: a second open of the same lock in this
+# process would wait for ourselves. Keys already held here are simply re-entered.
+_held: set[str] = set()
+
+
+def identity(pci_address: str | None, perm_mac: str | None, name: str) -> str:
+    if pci_address:
+        return f"pci-{pci_address}"
+    if perm_mac:
+        return f"mac-{perm_mac}"
+    return f"name-{name}"
+
+
+@contextmanager
+def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    directory = os.path.join(data_dir, "locks")
+    path = os.path.join(directory, _UNSAFE.sub("_", key) + ".lock")
+    if path in _held:
+        yield
+        return
+    try:
+        os.makedirs(directory, 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise CniError(STATE_FAILURE, f"cannot open lock {path} for device {device}: {err.strerror}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CniError(
+                        TRY_AGAIN_LATER,
+                        f"device {device} is busy: another ADD/DEL/GC has held its lock for over {timeout:g}s",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        _held.add(path)
+        try:
+            yield
+        finally:
+            _held.discard(path)
+    finally:
+        os.close(fd)
