@@ -408,7 +408,8 @@ def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
         device_lock(
             conf.data_dir, _record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
         ),
-        _pod(env.netns, required=False) as pod,
+        # An empty CNI_NETNS means the runtime lost track of the pod, not that the device left it.
+        _pod(env.netns or record.netns, required=False) as pod,
         _host() as host,
     ):
         what = release(record, pod, host)

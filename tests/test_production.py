@@ -1,0 +1,278 @@
+"""IPAM delegation, races and locks, refunded devices, stale claims and the userspace-driver path."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cni_hostdev import cli, lookup
+from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, netns_path, pod_env
+
+STATIC = "/usr/lib/cni/static"
+pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+
+
+def static_ipam(v4: str = "10.9.0.5/24", v6: str | None = "fd09::5/64", **extra: Any) -> dict[str, Any]:
+    addresses = [{"address": v4, "gateway": v4.rsplit(".", 1)[0] + ".1"}]
+    if v6:
+        addresses.append({"address": v6, "gateway": v6.split("::")[0] + "::1"})
+    return {"type": "static", "addresses": addresses, **extra}
+
+
+def host_local_ipam(data_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "host-local",
+        "dataDir": str(data_dir),
+        "ranges": [[{"subnet": "10.77.0.0/24", "rangeStart": "10.77.0.10", "rangeEnd": "10.77.0.20"}]],
+        **extra,
+    }
+
+
+def allocations(data_dir: Path, network: str = "tnet") -> list[str]:
+    directory = data_dir / network
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.name[0].isdigit())
+
+
+def pod_addresses(pod: str, ifname: str = "net1") -> set[str]:
+    out = json.loads(
+        subprocess.run(
+            ["ip", "-n", pod, "-j", "addr", "show", "dev", ifname], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    return {f"{a['local']}/{a['prefixlen']}" for a in out[0]["addr_info"] if a["scope"] == "global"}
+
+
+def pod_routes(pod: str, family: str = "-4") -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["ip", "-n", pod, family, "-j", "route", "show", "table", "all"], capture_output=True, text=True, check=True
+    )
+    routes: list[dict[str, Any]] = json.loads(out.stdout)
+    return routes
+
+
+def test_static_ipam_dual_stack_routes_dns_and_check(plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, peer = sandbox.veth()
+    ip("link", "set", peer, "up")
+    pod = sandbox.pod()
+    ipam = static_ipam(
+        routes=[{"dst": "0.0.0.0/0"}, {"dst": "192.168.77.0/24", "gw": "10.9.0.254"}, {"dst": "::/0"}],
+        dns={"nameservers": ["10.0.0.54"], "search": ["svc.local"]},
+    )
+    conf = conf_for(plugin, "1.0.0", device=dev, ipam=ipam, dns={"nameservers": ["10.0.0.53"]})
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert added.out is not None
+    assert [ip_["address"] for ip_ in added.out["ips"]] == ["10.9.0.5/24", "fd09::5/64"]
+    assert all(ip_["interface"] == 0 for ip_ in added.out["ips"])
+    assert added.out["dns"] == {"nameservers": ["10.0.0.53", "10.0.0.54"], "search": ["svc.local"]}
+    assert pod_addresses(pod) == {"10.9.0.5/24", "fd09::5/64"}
+    v4 = {(r["dst"], r.get("gateway")) for r in pod_routes(pod)}
+    assert ("default", "10.9.0.1") in v4, "a route without gw takes the family's gateway"
+    assert ("192.168.77.0/24", "10.9.0.254") in v4
+    assert ("default", "fd09::1") in {(r["dst"], r.get("gateway")) for r in pod_routes(pod, "-6")}
+
+    check_conf = {**conf, "prevResult": added.out}
+    assert plugin.run("CHECK", check_conf, **pod_env(pod)).status == 0
+    ip("-n", pod, "addr", "del", "10.9.0.5/24", "dev", "net1")
+    broken = plugin.run("CHECK", check_conf, **pod_env(pod))
+    assert broken.code == 104 and broken.out is not None and "10.9.0.5/24" in broken.out["msg"]
+
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    home = link_json(dev)
+    assert home is not None and is_up(home)
+
+
+def test_ipam_route_extras_of_110(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, peer = sandbox.veth()
+    ip("link", "set", peer, "up")
+    pod = sandbox.pod()
+    # Debian's IPAM plugins (1.1.1) predate CNI 1.1: feed a 1.1 result through a tiny IPAM shim.
+    shim_dir = Path(source_plugin.data_dir).parent / "bin"
+    shim_dir.mkdir()
+    shim = shim_dir / "tipam"
+    result = {
+        "cniVersion": "1.1.0",
+        "ips": [{"address": "10.8.0.5/24", "gateway": "10.8.0.1"}],
+        "routes": [{"dst": "10.50.0.0/16", "mtu": 1300, "advmss": 1200, "priority": 77, "table": 100}],
+    }
+    shim.write_text(f"#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && echo '{json.dumps(result)}'\nexit 0\n")
+    shim.chmod(0o755)
+    conf = conf_for(source_plugin, device=dev, ipam={"type": "tipam"})
+    added = source_plugin.run("ADD", conf, **pod_env(pod), CNI_PATH=str(shim_dir))
+    assert added.status == 0, added.stdout + added.stderr
+    assert added.out is not None and added.out["routes"][0]["table"] == 100
+    routes = [r for r in pod_routes(pod) if r["dst"] == "10.50.0.0/16"]
+    assert routes and routes[0]["table"] == "100" and routes[0]["metric"] == 77
+    assert source_plugin.run("DEL", conf, **pod_env(pod), CNI_PATH=str(shim_dir)).status == 0
+
+
+def test_legacy_version_with_ipam_prints_ip4(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, "0.2.0", device=dev, ipam=static_ipam(v6=None))
+    added = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout
+    assert added.out is not None and added.out["ip4"]["ip"] == "10.9.0.5/24" and "interfaces" not in added.out
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
+
+
+def test_host_local_released_on_del_with_empty_netns(source_plugin: Plugin, sandbox: Sandbox, tmp_path: Path) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    ipam_dir = tmp_path / "host-local"
+    conf = conf_for(source_plugin, "1.0.0", device=dev, ipam=host_local_ipam(ipam_dir))
+    added = source_plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout
+    assert allocations(ipam_dir) == ["10.77.0.10"]
+    deleted = source_plugin.run("DEL", conf, **{**pod_env(pod), "CNI_NETNS": ""})
+    assert deleted.status == 0, deleted.stdout
+    assert allocations(ipam_dir) == [], "host-local's allocation must be gone"
+    assert dev in link_names(), "the record's netns still held the device: it comes home too"
+
+
+def test_failure_after_ipam_releases_the_ip_and_the_device(
+    source_plugin: Plugin, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    ipam_dir = tmp_path / "host-local"
+    ipam = host_local_ipam(ipam_dir, routes=[{"dst": "192.168.5.0/24", "gw": "172.31.99.1"}])
+    out = source_plugin.run("ADD", conf_for(source_plugin, "1.0.0", device=dev, ipam=ipam), **pod_env(pod))
+    assert out.status == 1 and out.code == 107
+    assert out.out is not None and "192.168.5.0/24" in out.out["msg"]
+    assert allocations(ipam_dir) == [], "no IP leak"
+    home = link_json(dev)
+    assert home is not None and is_up(home) and link_names(pod) <= {"lo"}
+    assert not os.listdir(os.path.join(source_plugin.data_dir, "tnet"))
+
+
+def test_missing_ipam_plugin_is_refused_before_moving(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    out = source_plugin.run("ADD", conf_for(source_plugin, device=dev, ipam={"type": "tnoipam"}), **pod_env(pod))
+    assert out.code == 7 and out.out is not None and "tnoipam" in out.out["msg"]
+    assert dev in link_names()
+
+
+def test_two_pods_racing_for_one_device(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pods = [sandbox.pod("ra"), sandbox.pod("rb")]
+    conf = json.dumps(conf_for(source_plugin, device=dev)).encode()
+    for round_ in range(12):
+        procs = []
+        for n, pod in enumerate(pods):
+            env = {
+                **os.environ,
+                **source_plugin.base_env,
+                "CNI_COMMAND": "ADD",
+                "CNI_PATH": "/usr/lib/cni",
+                **pod_env(pod, f"race{n}"),
+            }
+            procs.append(
+                subprocess.Popen(
+                    source_plugin.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+                )
+            )
+        outcomes = []
+        for proc in procs:
+            stdout, _ = proc.communicate(conf, timeout=60)
+            outcomes.append((proc.returncode, json.loads(stdout)))
+        winners = [n for n, (rc, _) in enumerate(outcomes) if rc == 0]
+        assert len(winners) == 1, f"round {round_}: {outcomes}"
+        loser = outcomes[1 - winners[0]][1]
+        assert loser["code"] == 101 and f"race{winners[0]}" in loser["msg"], loser
+        places = [pod for pod in pods if "net1" in link_names(pod)]
+        assert places == [pods[winners[0]]] and dev not in link_names()
+        release = source_plugin.run("DEL", conf_for(source_plugin), **pod_env(pods[winners[0]], f"race{winners[0]}"))
+        assert release.status == 0 and dev in link_names()
+
+
+def test_lock_held_too_long_means_try_again_later(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    lock_dir = Path(source_plugin.data_dir) / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        out = source_plugin.run("ADD", conf_for(source_plugin, device=dev, lockTimeout=0.3), **pod_env(pod))
+    assert out.code == 11 and out.out is not None and dev in out.out["msg"]
+    assert dev in link_names()
+
+
+def _refund(pod: str, ifname: str) -> None:
+    """What the kernel does with a physical NIC when its netns dies: back to the host under the pod name."""
+    ip("-n", pod, "link", "set", ifname, "netns", "1")
+    ip("netns", "del", pod)
+
+
+@pytest.mark.parametrize("repair_by", ["DEL", "GC", "ADD"])
+def test_refunded_device_gets_its_name_back(source_plugin: Plugin, sandbox: Sandbox, repair_by: str) -> None:
+    dev, _ = sandbox.veth()
+    ip("link", "set", dev, "mtu", "1450")
+    pod = sandbox.pod()
+    refunded_as = sandbox.name("r1")  # a unique pod-side name, so the refund cannot clash in the host
+    conf = conf_for(source_plugin, device=dev)
+    assert source_plugin.run("ADD", conf, **pod_env(pod, ifname=refunded_as)).status == 0
+    ip("-n", pod, "link", "set", refunded_as, "mtu", "1300")
+    _refund(pod, refunded_as)
+    sandbox.links.append(refunded_as)
+    assert refunded_as in link_names() and dev not in link_names()
+
+    if repair_by == "DEL":
+        out = source_plugin.run("DEL", conf, **pod_env(pod, ifname=refunded_as))
+    elif repair_by == "GC":
+        out = source_plugin.run("GC", conf_for(source_plugin))
+    else:
+        other = sandbox.pod("n2")
+        out = source_plugin.run("ADD", conf, **pod_env(other, "ctr2"))
+        assert out.status == 0, out.stdout + out.stderr
+        assert link_json("net1", other) is not None
+        assert source_plugin.run("DEL", conf, **pod_env(other, "ctr2")).status == 0
+    assert out.status == 0, out.stdout + out.stderr
+    home = link_json(dev)
+    assert home is not None, f"{dev} must be home under its own name after {repair_by}"
+    assert home["mtu"] == 1450 and is_up(home)
+    assert refunded_as not in link_names()
+    assert not os.listdir(os.path.join(source_plugin.data_dir, "tnet"))
+
+
+def test_userspace_driver_device_is_not_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
+) -> None:
+    sysfs = tmp_path / "sys"
+    function = sysfs / "devices" / "pci0000:00" / "0000:00:09.0"
+    function.mkdir(parents=True)
+    driver = sysfs / "bus" / "pci" / "drivers" / "vfio-pci"
+    driver.mkdir(parents=True)
+    os.symlink(driver, function / "driver")
+    (sysfs / "bus" / "pci" / "devices").mkdir(parents=True)
+    os.symlink(function, sysfs / "bus" / "pci" / "devices" / "0000:00:09.0")
+    monkeypatch.setattr(lookup, "SYSFS", str(sysfs))
+    pod = sandbox.pod()
+    before = link_names()
+    conf = {
+        "cniVersion": "1.1.0",
+        "name": "tnet",
+        "type": "host-device",
+        "dataDir": str(tmp_path / "state"),
+        "runtimeConfig": {"deviceID": "0000:00:09.0"},
+    }
+    environ = {"CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ["PATH"], **pod_env(pod)}
+    out, status = cli.run_plugin(environ, json.dumps(conf).encode())
+    assert status == 0, out
+    assert out is not None
+    assert out["interfaces"] == [{"name": "net1", "sandbox": netns_path(pod), "pciID": "0000:00:09.0"}]
+    assert link_names() == before and link_names(pod) <= {"lo"}
+    again, status = cli.run_plugin({**environ, "CNI_CONTAINERID": "other"}, json.dumps(conf).encode())
+    assert status == 1 and again is not None and again["code"] == 101 and "ctr1" in again["msg"]
+    out, status = cli.run_plugin({**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
+    assert status == 0 and out is None
+    assert not os.listdir(tmp_path / "state" / "tnet")
