@@ -86,10 +86,26 @@ def _probe_command(args: list[str]) -> int:
     return 0
 
 
-USAGE = """usage: host-device [--version | probe [--fresh]]
+def _inventory_command(args: list[str]) -> int:
+    from cni_hostdev.config import DEFAULT_DATA_DIR
+    from cni_hostdev.inventory import collect, render
+
+    data_dir = DEFAULT_DATA_DIR
+    if "--data-dir" in args:
+        position = args.index("--data-dir")
+        if position + 1 >= len(args):
+            sys.stderr.write("inventory: --data-dir needs a directory\n")
+            return 2
+        data_dir = args[position + 1]
+    print(render(collect(data_dir), as_json="--json" in args))
+    return 0
+
+
+USAGE = """usage: host-device [--version | probe [--fresh] | inventory [--json] [--data-dir DIR]]
 
 Run by a container runtime with CNI_COMMAND set, host-device is a CNI plugin.
   probe     print what this kernel can do when moving devices (cached per boot)
+  inventory list the host's devices: free, claimed by a pod, or in use by the host
   --version print the plugin version
 """
 
@@ -110,5 +126,7 @@ def main() -> None:
         sys.exit(0)
     if args[:1] == ["probe"]:
         sys.exit(_probe_command(args[1:]))
+    if args[:1] == ["inventory"]:
+        sys.exit(_inventory_command(args[1:]))
     sys.stderr.write(USAGE)
     sys.exit(2)

@@ -195,11 +195,16 @@ def _merge(conf: NetConf, iface: Interface, ipam_result: Result | None) -> Resul
     return result
 
 
+def _ipam_type(conf: NetConf) -> str:
+    assert conf.ipam is not None
+    return str(conf.ipam["type"])
+
+
 def _ipam_add(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Result | None:
     if conf.ipam is None:
         return None
-    raw = ipam.run("ADD", conf.raw, environ, env.path)
-    return ipam.parse_result(raw, conf.cni_version, str(conf.ipam["type"]))
+    raw = ipam.run("ADD", _ipam_type(conf), conf.raw, environ, env.path)
+    return ipam.parse_result(raw, conf.cni_version, _ipam_type(conf))
 
 
 def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> None:
@@ -207,7 +212,7 @@ def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Non
     if conf.ipam is None:
         return
     try:
-        ipam.run("DEL", conf.raw, environ, env.path)
+        ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)
     except CniError as err:
         log.error("releasing IPAM after a failed ADD also failed: %s", err.msg)
 
@@ -219,7 +224,7 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
             f"cniVersion {conf.cni_version} results must carry an IP address; configure ipam or use 0.3.0 or later",
         )
     if conf.ipam is not None:
-        ipam.find_plugin(str(conf.ipam["type"]), env.path)
+        ipam.find_plugin(_ipam_type(conf), env.path)
     store = StateStore(conf.data_dir, conf.name)
     existing = store.load(env.container_id, env.ifname)
     if existing is not None:
@@ -398,7 +403,7 @@ def find_refunded(host: Namespace, record: Record) -> Link | None:
 def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     # IPAM first: an allocation must not leak even when the netns or the device is gone.
     if conf.ipam is not None:
-        ipam.run("DEL", conf.raw, environ, env.path)
+        ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)
     store = StateStore(conf.data_dir, conf.name)
     record = store.load(env.container_id, env.ifname)
     if record is None:
@@ -422,7 +427,7 @@ def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     if prev is None:
         raise CniError(INVALID_CONFIG, "config key prevResult is missing: CHECK needs the result of ADD")
     if conf.ipam is not None:
-        ipam.run("CHECK", conf.raw, environ, env.path)
+        ipam.run("CHECK", _ipam_type(conf), conf.raw, environ, env.path)
     record = StateStore(conf.data_dir, conf.name).load(env.container_id, env.ifname)
     if record is None:
         raise CniError(CHECK_FAILED, f"no attachment recorded for container {env.container_id} interface {env.ifname}")
@@ -451,7 +456,7 @@ def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
 def _ipam_speaks_110(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> bool:
     """GC and STATUS exist only for IPAM plugins that support CNI 1.1.0; older ones are skipped."""
     assert conf.ipam is not None
-    answer = ipam.run("VERSION", {"cniVersion": conf.cni_version}, environ, env.path) or {}
+    answer = ipam.run("VERSION", _ipam_type(conf), {"cniVersion": conf.cni_version}, environ, env.path) or {}
     return "1.1.0" in (answer.get("supportedVersions") or [])
 
 
@@ -476,7 +481,7 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     if conf.ipam is not None:
         try:
             if _ipam_speaks_110(conf, environ, env):
-                ipam.run("STATUS", conf.raw, environ, env.path)
+                ipam.run("STATUS", _ipam_type(conf), conf.raw, environ, env.path)
         except CniError as err:
             raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
 
@@ -503,6 +508,6 @@ def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
             except (CniError, OSError) as err:
                 failures.append(f"{record.container_id}/{record.ifname}: {getattr(err, 'msg', err)}")
     if conf.ipam is not None and _ipam_speaks_110(conf, environ, env):
-        ipam.run("GC", conf.raw, environ, env.path)
+        ipam.run("GC", _ipam_type(conf), conf.raw, environ, env.path)
     if failures:
         raise CniError(DEVICE_IN_USE, "GC could not release: " + "; ".join(failures))

@@ -35,10 +35,9 @@ def find_plugin(ipam_type: str, cni_path: tuple[str, ...]) -> str:
 
 
 def run(
-    command: str, conf: Mapping[str, Any], environ: Mapping[str, str], cni_path: tuple[str, ...]
+    command: str, ipam_type: str, conf: Mapping[str, Any], environ: Mapping[str, str], cni_path: tuple[str, ...]
 ) -> dict[str, Any] | None:
     """Exec the IPAM plugin with our stdin and environment, only CNI_COMMAND changed."""
-    ipam_type = str(conf["ipam"]["type"])
     plugin = find_plugin(ipam_type, cni_path)
     env = dict(environ)
     env["CNI_COMMAND"] = command

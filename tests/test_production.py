@@ -276,3 +276,88 @@ def test_userspace_driver_device_is_not_moved(
     out, status = cli.run_plugin({**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
     assert status == 0 and out is None
     assert not os.listdir(tmp_path / "state" / "tnet")
+
+
+def test_inventory_tells_free_claimed_stale_and_host_devices(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    free, _ = sandbox.veth("f")
+    port, _ = sandbox.veth("p")
+    bridge = sandbox.bridge()
+    ip("link", "set", port, "master", bridge)
+    claimed, _ = sandbox.veth("c")
+    doomed, _ = sandbox.veth("d")
+    pod, dying = sandbox.pod("n1"), sandbox.pod("n2")
+    assert source_plugin.run("ADD", conf_for(source_plugin, device=claimed), **pod_env(pod, "holder")).status == 0
+    assert source_plugin.run("ADD", conf_for(source_plugin, device=doomed), **pod_env(dying, "gone")).status == 0
+    ip("netns", "del", dying)
+
+    def inventory(*extra: str) -> str:
+        return subprocess.run(
+            [*source_plugin.argv, "inventory", "--data-dir", source_plugin.data_dir, *extra],
+            env={**os.environ, **source_plugin.base_env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    by_name = {e["name"]: e for e in json.loads(inventory("--json"))}
+    assert by_name[free]["state"] == "free"
+    assert by_name[port]["state"] == "host" and bridge in by_name[port]["detail"]
+    assert by_name[bridge]["state"] == "host" and "bridge" in by_name[bridge]["detail"]
+    assert by_name["eth0"]["state"] == "host" and "uplink" in by_name["eth0"]["detail"]
+    assert by_name[claimed]["state"] == "claimed" and "holder" in by_name[claimed]["detail"]
+    assert by_name[doomed]["state"] == "stale" and "netns gone" in by_name[doomed]["detail"]
+    table = inventory()
+    assert table.splitlines()[0].split()[:5] == ["NAME", "MAC", "PCI", "DRIVER", "STATE"]
+    assert any(line.startswith(free) and " free" in line for line in table.splitlines())
+
+
+def _recording_ipam(directory: Path, *, status_ok: bool = True) -> Path:
+    """A CNI 1.1 IPAM stand-in that logs every command it is asked to run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "calls"
+    script = directory / "tlog"
+    status = "exit 0" if status_ok else 'echo \'{"cniVersion":"1.1.0","code":50,"msg":"pool exhausted"}\'; exit 1'
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$CNI_COMMAND" >> {log}\n'
+        'case "$CNI_COMMAND" in\n'
+        '  VERSION) echo \'{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}\';;\n'
+        '  ADD) echo \'{"cniVersion":"1.1.0","ips":[{"address":"10.6.0.2/24"}]}\';;\n'
+        f"  STATUS) {status};;\n"
+        "esac\n"
+    )
+    script.chmod(0o755)
+    return log
+
+
+def test_status_and_gc_are_forwarded_to_a_11_ipam(source_plugin: Plugin, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    log = _recording_ipam(bin_dir)
+    conf = conf_for(source_plugin, ipam={"type": "tlog"})
+    assert source_plugin.run("STATUS", conf, CNI_PATH=str(bin_dir)).status == 0
+    assert source_plugin.run("GC", {**conf, "cni.dev/valid-attachments": []}, CNI_PATH=str(bin_dir)).status == 0
+    assert log.read_text().split() == ["VERSION", "STATUS", "VERSION", "GC"]
+
+    sick = tmp_path / "sick"
+    _recording_ipam(sick, status_ok=False)
+    out = source_plugin.run("STATUS", conf, CNI_PATH=str(sick))
+    assert out.code == 50 and out.out is not None and "pool exhausted" in out.out["msg"]
+
+
+def test_gratuitous_arp_announces_the_new_address(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    import socket
+
+    dev, peer = sandbox.veth()
+    ip("link", "set", peer, "up")
+    pod = sandbox.pod()
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)) as listener:
+        listener.bind((peer, 0))
+        listener.settimeout(5)
+        conf = conf_for(source_plugin, "1.0.0", device=dev, ipam=static_ipam(v6=None))
+        assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
+        mac = link_json("net1", pod)
+        assert mac is not None
+        frame = listener.recv(2048)
+    sender_mac, sender_ip = frame[22:28], frame[28:32]
+    assert sender_mac.hex(":") == mac["address"] and socket.inet_ntoa(sender_ip) == "10.9.0.5"
+    assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
