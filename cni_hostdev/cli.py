@@ -76,38 +76,61 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
         ), 1
 
 
-def _probe_command(args: list[str]) -> int:
-    from dataclasses import asdict
+def _cli(args: list[str]) -> int:
+    import argparse
 
-    from cni_hostdev.probe import cached_probe
-
-    result = cached_probe(refresh="--fresh" in args)
-    print(json.dumps(asdict(result), indent=2))
-    return 0
-
-
-def _inventory_command(args: list[str]) -> int:
     from cni_hostdev.config import DEFAULT_DATA_DIR
-    from cni_hostdev.inventory import collect, render
 
-    data_dir = DEFAULT_DATA_DIR
-    if "--data-dir" in args:
-        position = args.index("--data-dir")
-        if position + 1 >= len(args):
-            sys.stderr.write("inventory: --data-dir needs a directory\n")
-            return 2
-        data_dir = args[position + 1]
-    print(render(collect(data_dir), as_json="--json" in args))
-    return 0
+    parser = argparse.ArgumentParser(
+        prog="host-device",
+        description="A CNI plugin (run by a container runtime with CNI_COMMAND set), and its node tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"host-device {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    probe = sub.add_parser("probe", help="what this kernel can do when moving devices (cached per boot)")
+    probe.add_argument("--fresh", action="store_true", help="probe again instead of using this boot's cache")
+    inventory = sub.add_parser("inventory", help="the host's devices: free, claimed by a pod, or the host's own")
+    inventory.add_argument("--json", action="store_true")
+    inventory.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    install = sub.add_parser("install", help="install this binary into a CNI bin dir, atomically")
+    install.add_argument("--bin-dir", default="/opt/cni/bin")
+    install.add_argument("--name", default="host-device")
+    install.add_argument("--sha256", help="refuse a payload whose sha256 differs")
+    repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
+    repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
+    repair.add_argument("--once", action="store_true", help="one pass, then exit (non-zero if any failed)")
+    opts = parser.parse_args(args)
 
+    if opts.command == "probe":
+        from dataclasses import asdict
 
-USAGE = """usage: host-device [--version | probe [--fresh] | inventory [--json] [--data-dir DIR]]
+        from cni_hostdev.probe import cached_probe
 
-Run by a container runtime with CNI_COMMAND set, host-device is a CNI plugin.
-  probe     print what this kernel can do when moving devices (cached per boot)
-  inventory list the host's devices: free, claimed by a pod, or in use by the host
-  --version print the plugin version
-"""
+        print(json.dumps(asdict(cached_probe(refresh=opts.fresh)), indent=2))
+        return 0
+    if opts.command == "inventory":
+        from cni_hostdev.inventory import collect, render
+
+        print(render(collect(opts.data_dir), as_json=opts.json))
+        return 0
+    if opts.command == "install":
+        from cni_hostdev import install as installer
+
+        try:
+            source = installer.running_binary()
+            outcome = installer.install(source, opts.bin_dir, opts.name, opts.sha256)
+            target = os.path.join(opts.bin_dir, opts.name)
+            print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
+            print(installer.installed_version(target))
+        except installer.InstallError as err:
+            sys.stderr.write(f"host-device install: {err}\n")
+            return 1
+        return 0
+    from cni_hostdev.repair import repair_loop
+
+    logging.getLogger().setLevel(logging.INFO)
+    return repair_loop(opts.data_dir, opts.interval, opts.once)
 
 
 def main() -> None:
@@ -121,12 +144,4 @@ def main() -> None:
             stdin = b""
         obj, status = run_plugin(os.environ, stdin)
         _emit(obj, status)
-    if args in (["--version"], ["version"]):
-        print(f"host-device {__version__}")
-        sys.exit(0)
-    if args[:1] == ["probe"]:
-        sys.exit(_probe_command(args[1:]))
-    if args[:1] == ["inventory"]:
-        sys.exit(_inventory_command(args[1:]))
-    sys.stderr.write(USAGE)
-    sys.exit(2)
+    sys.exit(_cli(args))

@@ -486,10 +486,14 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
             raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
 
 
-def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
-    """Release attachments the runtime no longer knows, and repair those whose pod died."""
-    store = StateStore(conf.data_dir, conf.name)
-    valid = set(conf.valid_attachments) if conf.valid_attachments is not None else None
+def release_records(
+    store: StateStore, lock_timeout: float, valid: set[tuple[str, str]] | None = None
+) -> tuple[list[str], list[str]]:
+    """Give back every device whose pod died, and (given `valid`) every attachment not in it.
+
+    Returns (what was done, what failed); one bad record never stops the others.
+    """
+    done: list[str] = []
     failures: list[str] = []
     with _host() as host:
         for record in store.all():
@@ -499,14 +503,24 @@ def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
                 continue
             try:
                 with (
-                    device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout),
+                    device_lock(store.root, _record_key(record), record.original_name, lock_timeout),
                     _pod(record.netns if not stale else "", required=False) as pod,
                 ):
                     what = release(record, pod, host)
                     store.remove(record.container_id, record.ifname)
-                log.info("GC %s/%s: %s", record.container_id, record.ifname, what)
+                done.append(f"{record.container_id}/{record.ifname}: {what}")
             except (CniError, OSError) as err:
                 failures.append(f"{record.container_id}/{record.ifname}: {getattr(err, 'msg', err)}")
+    return done, failures
+
+
+def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    """Release attachments the runtime no longer knows, and repair those whose pod died."""
+    store = StateStore(conf.data_dir, conf.name)
+    valid = set(conf.valid_attachments) if conf.valid_attachments is not None else None
+    done, failures = release_records(store, conf.lock_timeout, valid)
+    for line in done:
+        log.info("GC %s", line)
     if conf.ipam is not None and _ipam_speaks_110(conf, environ, env):
         ipam.run("GC", _ipam_type(conf), conf.raw, environ, env.path)
     if failures:

@@ -1,0 +1,58 @@
+"""`host-device repair`: the DaemonSet's long-running loop that gives back devices of dead pods.
+
+Pods can die without DEL (node pressure, a runtime crash): the kernel then
+refunds a physical NIC under its pod name. This loop finds those through the
+records and restores them, as GC would, without waiting for the runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from cni_hostdev.commands import release_records
+from cni_hostdev.locks import DEFAULT_TIMEOUT
+from cni_hostdev.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def repair_once(data_dir: str) -> int:
+    """One pass over every network's records; returns how many failed."""
+    try:
+        networks = sorted(os.listdir(data_dir))
+    except FileNotFoundError:
+        return 0
+    failed = 0
+    for network in networks:
+        if network == "locks" or not os.path.isdir(os.path.join(data_dir, network)):
+            continue
+        done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
+        for line in done:
+            log.warning("repaired %s", line)
+        for line in failures:
+            log.error("cannot repair %s", line)
+        failed += len(failures)
+    return failed
+
+
+def repair_loop(data_dir: str, interval: float, once: bool) -> int:
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        failed = repair_once(data_dir)
+        if once:
+            return 1 if failed else 0
+        deadline = time.monotonic() + interval
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(1.0, interval))
+        if stopping:
+            return 0
