@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from cni_hostdev._version import __version__
 from cni_hostdev.errors import INTERNAL, INVALID_CONFIG, CniError
-from cni_hostdev.result import LATEST, SUPPORTED_VERSIONS
+from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 
 log = logging.getLogger("host-device")
 
@@ -35,21 +35,30 @@ def _apply_log_level(level: object) -> None:
         logging.getLogger().setLevel(_LOG_LEVELS[level.lower()])
 
 
+def _version_answer(stdin: bytes) -> tuple[dict[str, Any], int]:
+    """VERSION is exec'd often and must stay cheap: no config model, no netlink."""
+    requested: Any = None
+    try:
+        requested = json.loads(stdin).get("cniVersion") if stdin.strip() else None
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        pass  # VERSION answers whatever it is given
+    version = requested if requested in SUPPORTED_VERSIONS else LATEST
+    log.debug("host-device %s VERSION", __version__)
+    return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}, 0
+
+
 def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
+    if environ.get("CNI_COMMAND") == "VERSION":
+        return _version_answer(stdin)
     from cni_hostdev import config
 
     cni_version = LATEST
     try:
         env = config.read_env(environ)
-        raw = config.decode_stdin(stdin) if stdin.strip() or env.command != "VERSION" else {}
+        raw = config.decode_stdin(stdin)
         cni_version = config.config_version(raw)
         _apply_log_level(raw.get("logLevel"))
-        if cni_version not in SUPPORTED_VERSIONS:
-            cni_version = LATEST if env.command == "VERSION" else cni_version
-        if env.command == "VERSION":
-            log.debug("host-device %s VERSION", __version__)
-            return {"cniVersion": cni_version, "supportedVersions": list(SUPPORTED_VERSIONS)}, 0
         conf = config.parse_netconf(raw, env.command)
         if conf.type and conf.type != "host-device":
             log.debug("configured type is %s; running as host-device", conf.type)

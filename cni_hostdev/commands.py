@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cni_hostdev import ipam, netns
+from cni_hostdev import netns
 from cni_hostdev.config import CniEnv, NetConf
 from cni_hostdev.errors import (
     CHECK_FAILED,
@@ -201,6 +201,8 @@ def _ipam_type(conf: NetConf) -> str:
 
 
 def _ipam_add(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Result | None:
+    from cni_hostdev import ipam
+
     if conf.ipam is None:
         return None
     raw = ipam.run("ADD", _ipam_type(conf), conf.raw, environ, env.path)
@@ -209,6 +211,8 @@ def _ipam_add(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Result 
 
 def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> None:
     """Undo an IPAM ADD after a later failure; never mask the failure itself."""
+    from cni_hostdev import ipam
+
     if conf.ipam is None:
         return
     try:
@@ -218,6 +222,8 @@ def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Non
 
 
 def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str, Any]:
+    from cni_hostdev import ipam
+
     if conf.ipam is None and not Result().can_print_as(conf.version):
         raise CniError(
             INCOMPATIBLE_VERSION,
@@ -401,6 +407,8 @@ def find_refunded(host: Namespace, record: Record) -> Link | None:
 
 
 def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    from cni_hostdev import ipam
+
     # IPAM first: an allocation must not leak even when the netns or the device is gone.
     if conf.ipam is not None:
         ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)
@@ -423,6 +431,8 @@ def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 
 def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    from cni_hostdev import ipam
+
     prev = conf.prev_result
     if prev is None:
         raise CniError(INVALID_CONFIG, "config key prevResult is missing: CHECK needs the result of ADD")
@@ -455,12 +465,16 @@ def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 def _ipam_speaks_110(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> bool:
     """GC and STATUS exist only for IPAM plugins that support CNI 1.1.0; older ones are skipped."""
+    from cni_hostdev import ipam
+
     assert conf.ipam is not None
     answer = ipam.run("VERSION", _ipam_type(conf), {"cniVersion": conf.cni_version}, environ, env.path) or {}
     return "1.1.0" in (answer.get("supportedVersions") or [])
 
 
 def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
+    from cni_hostdev import ipam
+
     store = StateStore(conf.data_dir, conf.name)
     try:
         store.ensure_dir()
@@ -516,6 +530,8 @@ def release_records(
 
 def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     """Release attachments the runtime no longer knows, and repair those whose pod died."""
+    from cni_hostdev import ipam
+
     store = StateStore(conf.data_dir, conf.name)
     valid = set(conf.valid_attachments) if conf.valid_attachments is not None else None
     done, failures = release_records(store, conf.lock_timeout, valid)

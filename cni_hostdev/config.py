@@ -48,7 +48,7 @@ def normalize_pci(address: str) -> str:
     return address if address.count(":") == 2 else f"0000:{address}"
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class CniEnv:
     command: str
     container_id: str = ""
@@ -105,7 +105,7 @@ def _parse_args(value: str) -> dict[str, str]:
     return args
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class Selectors:
     device: str | None = None
     hwaddr: str | None = None
@@ -130,7 +130,7 @@ class Selectors:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class NetConf:
     cni_version: str
     version: Version

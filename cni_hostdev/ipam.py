@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +37,7 @@ def run(
     command: str, ipam_type: str, conf: Mapping[str, Any], environ: Mapping[str, str], cni_path: tuple[str, ...]
 ) -> dict[str, Any] | None:
     """Exec the IPAM plugin with our stdin and environment, only CNI_COMMAND changed."""
+    import subprocess  # only configs with IPAM pay for it
     plugin = find_plugin(ipam_type, cni_path)
     env = dict(environ)
     env["CNI_COMMAND"] = command

@@ -29,7 +29,7 @@ ATOMIC = "atomic"
 RENAME_THEN_MOVE = "rename-then-move"
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class Original:
     """What the device looked like in the host before we took it."""
 
@@ -40,7 +40,7 @@ class Original:
     up: bool
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Namespace:
     """A netns we can both name by fd (as a move target) and talk to."""
 

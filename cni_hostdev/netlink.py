@@ -77,7 +77,7 @@ class NetlinkError(OSError):
     """A request the kernel refused; `errno` is the kernel's answer."""
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class Link:
     index: int
     name: str

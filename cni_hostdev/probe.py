@@ -20,7 +20,7 @@ CACHE_FILE = "probe.json"
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ProbeResult:
     kernel: str
     bootId: str

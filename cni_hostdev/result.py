@@ -13,9 +13,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CniError
+from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 
-SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-LATEST = "1.1.0"
+__all__ = ["LATEST", "SUPPORTED_VERSIONS"]
+
 V030 = Version("0.3.0")
 V040 = Version("0.4.0")
 V100 = Version("1.0.0")
@@ -36,7 +37,7 @@ def parse_version(text: str) -> Version:
     return Version(text)
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Interface:
     name: str
     mac: str = ""
@@ -46,7 +47,7 @@ class Interface:
     socket_path: str | None = None
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class IPConfig:
     address: str  # CIDR
     gateway: str | None = None
@@ -57,7 +58,7 @@ class IPConfig:
         return ipaddress.ip_interface(self.address).version
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Route:
     dst: str
     gw: str | None = None
@@ -72,7 +73,7 @@ class Route:
         return ipaddress.ip_network(self.dst, strict=False).version
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class DNS:
     nameservers: list[str] = field(default_factory=list)
     domain: str = ""
@@ -109,7 +110,7 @@ class DNS:
 _ROUTE_EXTRAS = ("mtu", "advmss", "priority", "table", "scope")
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Result:
     interfaces: list[Interface] = field(default_factory=list)
     ips: list[IPConfig] = field(default_factory=list)

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 RECORD_SUFFIX = ".json"
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Record:
     network: str
     container_id: str

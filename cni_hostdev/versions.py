@@ -1,0 +1,4 @@
+"""The CNI spec versions this plugin speaks (kept import-free: VERSION needs nothing else)."""
+
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+LATEST = "1.1.0"
