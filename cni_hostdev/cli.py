@@ -105,6 +105,16 @@ def _cli(args: list[str]) -> int:
     install.add_argument("--bin-dir", default="/opt/cni/bin")
     install.add_argument("--name", default="host-device")
     install.add_argument("--sha256", help="refuse a payload whose sha256 differs")
+    install.add_argument(
+        "--layout",
+        choices=("unpacked", "file"),
+        default="unpacked",
+        help="unpacked: a self-contained tree beside the entry, no extraction per exec (default); "
+        "file: copy the single static file",
+    )
+    install.add_argument(
+        "--node-bin-dir", help="the bin dir's path on the node, when --bin-dir is where a container mounts it"
+    )
     repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
     repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
@@ -128,10 +138,20 @@ def _cli(args: list[str]) -> int:
 
         try:
             source = installer.running_binary()
-            outcome = installer.install(source, opts.bin_dir, opts.name, opts.sha256)
+            if opts.sha256 and installer.sha256_of(source) != opts.sha256.lower():
+                raise installer.InstallError(f"payload {source} does not have sha256 {opts.sha256}")
             target = os.path.join(opts.bin_dir, opts.name)
-            print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
-            print(installer.installed_version(target))
+            node_bin_dir = opts.node_bin_dir or opts.bin_dir
+            if opts.layout == "file":
+                outcome = installer.install(source, opts.bin_dir, opts.name)
+                print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
+            else:
+                outcome, launcher = installer.install_unpacked(source, opts.bin_dir, node_bin_dir, opts.name)
+                print(f"{outcome} {target} -> {launcher}")
+            if os.path.realpath(node_bin_dir) == os.path.realpath(opts.bin_dir):
+                print(installer.installed_version(target))
+            else:
+                print(f"not running {target} here: its loader path is valid on the node ({node_bin_dir})")
         except installer.InstallError as err:
             sys.stderr.write(f"host-device install: {err}\n")
             return 1

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import struct
 import subprocess
 import sys
 
+from cni_hostdev._version import __version__
+
 CHUNK = 1 << 20
+# The unpacked layout travels inside the static file: a gzip'd tar appended after
+# the staticx archive, found through this trailer at the very end of the file.
+PAYLOAD_MAGIC = b"HOSTDEV-UNPACKED"
+TRAILER = "<16sQQ32s"
+LAUNCHER = "host-device"
+INTERP_PLACEHOLDER = "/host-device-loader-placeholder/" + "_" * 200 + "/ld.so"
+PT_INTERP = 3
 
 
 class InstallError(Exception):
@@ -85,3 +96,121 @@ def installed_version(target: str) -> str:
     if proc.returncode != 0:
         raise InstallError(f"installed {target} failed its VERSION check: {proc.stdout!r} {proc.stderr!r}")
     return proc.stdout.decode().strip()
+
+
+def read_payload(source: str) -> bytes | None:
+    """The appended unpacked bundle, verified against its sha256; None if the file carries none."""
+    size = struct.calcsize(TRAILER)
+    with open(source, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        end = f.tell()
+        if end < size:
+            return None
+        f.seek(end - size)
+        magic, offset, length, digest = struct.unpack(TRAILER, f.read(size))
+        if magic != PAYLOAD_MAGIC or offset + length > end - size:
+            return None
+        f.seek(offset)
+        payload = f.read(length)
+    if hashlib.sha256(payload).digest() != digest:
+        raise InstallError(f"the unpacked payload inside {source} is corrupt (sha256 mismatch)")
+    return payload
+
+
+def set_interpreter(path: str, interpreter: str) -> None:
+    """Overwrite PT_INTERP in place; the build reserved room with a long placeholder."""
+    with open(path, "r+b") as f:
+        header = f.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:
+            raise InstallError(f"{path} is not a 64-bit ELF file")
+        phoff = struct.unpack_from("<Q", header, 0x20)[0]
+        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+        for n in range(phnum):
+            f.seek(phoff + n * phentsize)
+            entry = f.read(phentsize)
+            if struct.unpack_from("<I", entry, 0)[0] != PT_INTERP:
+                continue
+            offset, filesz = struct.unpack_from("<Q", entry, 8)[0], struct.unpack_from("<Q", entry, 32)[0]
+            encoded = interpreter.encode() + b"\0"
+            if len(encoded) > filesz:
+                raise InstallError(f"bin dir path too long for the loader path ({len(encoded)} > {filesz} bytes)")
+            f.seek(offset)
+            f.write(encoded.ljust(filesz, b"\0"))
+            return
+    raise InstallError(f"{path} has no PT_INTERP to point at the bundled loader")
+
+
+def _fsync_tree(root: str) -> None:
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "host-device") -> tuple[str, str]:
+    """Lay the bundle out as `bin_dir/.NAME-VERSION-HASH/` and point `bin_dir/NAME` at it.
+
+    Returns (outcome, launcher path as the node sees it). `node_bin_dir` is the bin
+    dir's path on the node when we run in a container with it mounted elsewhere.
+    """
+    import tarfile
+
+    payload = read_payload(source)
+    if payload is None:
+        raise InstallError(f"{source} carries no unpacked bundle; use --layout file")
+    if not os.path.isdir(bin_dir):
+        raise InstallError(f"bin dir {bin_dir} does not exist (is the host path mounted?)")
+    bundle = f".{name}-{__version__}-{hashlib.sha256(payload).hexdigest()[:12]}"
+    final = os.path.join(bin_dir, bundle)
+    target = os.path.join(bin_dir, name)
+    link_target = os.path.join(bundle, LAUNCHER)
+    node_launcher = os.path.join(node_bin_dir, link_target)
+    previous = os.readlink(target) if os.path.islink(target) else None
+    if previous == link_target and os.path.exists(os.path.join(final, ".complete")):
+        return "unchanged", node_launcher
+    if not os.path.exists(os.path.join(final, ".complete")):
+        staging = os.path.join(bin_dir, f".{name}.unpack{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            os.mkdir(staging, 0o755)
+            import io
+
+            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
+                tar.extractall(staging, filter="data")
+            set_interpreter(os.path.join(staging, LAUNCHER), os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
+            with open(os.path.join(staging, ".complete"), "w") as f:
+                f.write(f"{__version__}\n")
+            _fsync_tree(staging)
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(staging, final)
+        except (OSError, tarfile.TarError) as err:
+            raise InstallError(f"cannot unpack into {bin_dir}: {err}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    temp_link = os.path.join(bin_dir, f".{name}.link{os.getpid()}")
+    try:
+        if os.path.lexists(temp_link):
+            os.unlink(temp_link)
+        os.symlink(link_target, temp_link)
+        os.replace(temp_link, target)  # one rename: a runtime sees the old entry or the new, never none
+    except OSError as err:
+        raise InstallError(f"cannot point {target} at {link_target}: {err}") from None
+    for entry in os.listdir(bin_dir):
+        # Keep the new bundle and the one just replaced: a pod's ADD may still be running from it.
+        if (
+            entry.startswith(f".{name}-")
+            and entry != bundle
+            and (previous is None or not previous.startswith(entry + "/"))
+        ):
+            shutil.rmtree(os.path.join(bin_dir, entry), ignore_errors=True)
+    return "installed", node_launcher

@@ -38,6 +38,7 @@ def run(
 ) -> dict[str, Any] | None:
     """Exec the IPAM plugin with our stdin and environment, only CNI_COMMAND changed."""
     import subprocess  # only configs with IPAM pay for it
+
     plugin = find_plugin(ipam_type, cni_path)
     env = dict(environ)
     env["CNI_COMMAND"] = command

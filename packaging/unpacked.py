@@ -1,0 +1,86 @@
+"""Make the onedir build independent of the node's libc and append it to the static file.
+
+The bundle gets its own glibc and loader; every ELF in it finds its libraries
+through an $ORIGIN-relative RUNPATH, and the launcher's PT_INTERP is a long
+placeholder that `host-device install` overwrites, in place, with the absolute
+path of the bundled loader on the node. The result is appended to the static
+single file as a gzip'd tar behind a trailer (see cni_hostdev/install.py).
+
+Usage: unpacked.py ONEDIR STATIC_FILE
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cni_hostdev.install import INTERP_PLACEHOLDER, LAUNCHER, PAYLOAD_MAGIC, TRAILER
+
+LIBS = "_internal"
+
+
+def is_elf(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def system_deps(path: str) -> dict[str, str]:
+    out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    deps = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+) => (/\S+)", line)
+        if m:
+            deps[m.group(1)] = m.group(2)
+        m = re.match(r"\s*(/\S+/ld-linux[^ ]*)", line)
+        if m:
+            deps[os.path.basename(m.group(1))] = m.group(1)
+    return deps
+
+
+def make_self_contained(onedir: str) -> None:
+    libdir = os.path.join(onedir, LIBS)
+    elves = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(onedir)
+        for name in names
+        if not os.path.islink(os.path.join(root, name)) and is_elf(os.path.join(root, name))
+    ]
+    needed: dict[str, str] = {}
+    for elf in elves:
+        for soname, path in system_deps(elf).items():
+            if not os.path.exists(os.path.join(libdir, soname)):
+                needed[soname] = path
+    for soname, path in needed.items():
+        shutil.copyfile(os.path.realpath(path), os.path.join(libdir, soname))
+        os.chmod(os.path.join(libdir, soname), 0o755)
+    loader = next(name for name in needed if name.startswith("ld-linux"))
+    os.rename(os.path.join(libdir, loader), os.path.join(libdir, "ld.so"))
+    for elf in elves:
+        rel = os.path.relpath(libdir, os.path.dirname(elf))
+        subprocess.run(["patchelf", "--set-rpath", f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN", elf], check=True)
+    subprocess.run(["patchelf", "--set-interpreter", INTERP_PLACEHOLDER, os.path.join(onedir, LAUNCHER)], check=True)
+
+
+def append_payload(onedir: str, static_file: str) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        tar.add(onedir, arcname=".")
+    payload = buf.getvalue()
+    with open(static_file, "ab") as f:
+        offset = f.tell()
+        f.write(payload)
+        f.write(struct.pack(TRAILER, PAYLOAD_MAGIC, offset, len(payload), hashlib.sha256(payload).digest()))
+
+
+if __name__ == "__main__":
+    onedir_path, static_path = sys.argv[1], sys.argv[2]
+    make_self_contained(onedir_path)
+    append_payload(onedir_path, static_path)
