@@ -43,8 +43,8 @@ demo: binary
 conformance: binary
 	@echo "conformance suites are not written yet (issue 4)"
 
-bench: binary
-	@echo "benchmarks are not written yet (issue 5)"
+bench: binary | sysdeps
+	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20
 
 clean:
 	rm -rf build dist $(VENV) *.egg-info
