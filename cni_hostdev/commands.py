@@ -29,6 +29,11 @@ from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore
 
 log = logging.getLogger(__name__)
+STAGING_DIR = "/run/cni-hostdev/staging"
+
+
+def staging_path(network: str, env: CniEnv) -> str:
+    return os.path.join(STAGING_DIR, f"{network}-{env.container_id}-{env.ifname}")
 
 
 @contextlib.contextmanager
@@ -221,6 +226,27 @@ def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Non
         log.error("releasing IPAM after a failed ADD also failed: %s", err.msg)
 
 
+def _undo_interrupted_add(store: StateStore, env: CniEnv, lock_timeout: float) -> None:
+    """A record for this very attachment: refuse if it is complete, undo it if its ADD died half-way."""
+    existing = store.load(env.container_id, env.ifname)
+    if existing is None:
+        return
+    with device_lock(store.root, _record_key(existing), existing.original_name, lock_timeout):
+        existing = store.load(env.container_id, env.ifname)  # its ADD may have finished meanwhile
+        if existing is None:
+            return
+        if existing.phase == "attached":
+            raise CniError(
+                DEVICE_IN_USE,
+                f"container {env.container_id} already has {env.ifname} (device {existing.original_name}); "
+                "run DEL first",
+            )
+        with _host() as host, _pod(existing.netns, required=False) as old_pod:
+            what = release(existing, old_pod, host)
+        store.remove(env.container_id, env.ifname)
+        log.warning("ADD %s/%s: undid an interrupted ADD: %s", env.container_id, env.ifname, what)
+
+
 def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str, Any]:
     from cni_hostdev import ipam
 
@@ -232,12 +258,7 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
     if conf.ipam is not None:
         ipam.find_plugin(_ipam_type(conf), env.path)
     store = StateStore(conf.data_dir, conf.name)
-    existing = store.load(env.container_id, env.ifname)
-    if existing is not None:
-        raise CniError(
-            DEVICE_IN_USE,
-            f"container {env.container_id} already has {env.ifname} (device {existing.original_name}); run DEL first",
-        )
+    _undo_interrupted_add(store, env, conf.lock_timeout)
     with _pod(env.netns, required=True) as pod, _host() as host:
         assert pod is not None
         if netns.same_netns(pod.fd, host.fd):
@@ -270,11 +291,12 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
                 pci_address=pci,
                 strategy=strategy,
                 phase="moving",
+                staging=staging_path(conf.name, env) if strategy == RENAME_THEN_MOVE else None,
             )
             store.save(record)
             checkpoint("record-written")
             try:
-                moved = move_in(host, pod, device, env.ifname, strategy)
+                moved = move_in(host, pod, device, env.ifname, strategy, record.staging or "")
             except BaseException:
                 # Keep the record only if the device did not make it home: DEL and GC need it then.
                 if host.rtnl.link(name=device.name) is not None:
@@ -282,6 +304,7 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
                 raise
             record.phase = "attached"
             record.ifindex = moved.index
+            record.staging = None
             store.save(record)
             checkpoint("attached")
             try:
@@ -354,6 +377,10 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
     if record.kind == "userspace":
         return f"PCI device {record.pci_address} was never moved"
     original = _original(record)
+    if record.staging and os.path.lexists(record.staging):
+        staged = _from_staging(record, original, host)
+        if staged:
+            return staged
     if pod is not None:
         link = find_moved(pod.rtnl, original, record.ifname, record.ifindex)
         if link is not None:
@@ -381,6 +408,27 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         link = host.rtnl.link(index=link.index) or link
     restore(host.rtnl, link, original)
     return f"restored {original.name} in the host (it had come back as {link.name})"
+
+
+def _from_staging(record: Record, original: Original, host: Namespace) -> str | None:
+    """A crash during rename-then-move left the device in the bind-mounted staging netns."""
+    assert record.staging is not None
+    try:
+        fd = netns.open_netns(record.staging)
+    except (OSError, netns.NotANetns):
+        netns.unpersist(record.staging)
+        return None
+    staging = Namespace.open(fd)
+    try:
+        link = find_moved(staging.rtnl, original, record.ifname, record.ifindex) or staging.rtnl.link(
+            name=original.name
+        )
+        if link is not None:
+            send_home(staging.rtnl, link, host, original)
+    finally:
+        staging.close()
+    netns.unpersist(record.staging)
+    return f"returned {original.name} from the staging netns of an interrupted ADD" if link is not None else None
 
 
 def find_refunded(host: Namespace, record: Record) -> Link | None:
@@ -500,6 +548,13 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
             raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
 
 
+def _needs_release(record: Record, valid: set[tuple[str, str]] | None) -> bool:
+    """Its pod died, the runtime no longer knows it, or its ADD was interrupted."""
+    if record.phase != "attached" or not netns_alive(record.netns):
+        return True
+    return valid is not None and (record.container_id, record.ifname) not in valid
+
+
 def release_records(
     store: StateStore, lock_timeout: float, valid: set[tuple[str, str]] | None = None
 ) -> tuple[list[str], list[str]]:
@@ -510,21 +565,22 @@ def release_records(
     done: list[str] = []
     failures: list[str] = []
     with _host() as host:
-        for record in store.all():
-            stale = not netns_alive(record.netns)
-            unknown = valid is not None and (record.container_id, record.ifname) not in valid
-            if not (stale or unknown):
+        for listed in store.all():
+            if not _needs_release(listed, valid):
                 continue
             try:
-                with (
-                    device_lock(store.root, _record_key(record), record.original_name, lock_timeout),
-                    _pod(record.netns if not stale else "", required=False) as pod,
-                ):
-                    what = release(record, pod, host)
+                with device_lock(store.root, _record_key(listed), listed.original_name, lock_timeout):
+                    # Holding the lock, no ADD or DEL of this device is running: look again.
+                    record = store.load(listed.container_id, listed.ifname)
+                    if record is None or not _needs_release(record, valid):
+                        continue
+                    stale = not netns_alive(record.netns)
+                    with _pod(record.netns if not stale else "", required=False) as pod:
+                        what = release(record, pod, host)
                     store.remove(record.container_id, record.ifname)
                 done.append(f"{record.container_id}/{record.ifname}: {what}")
             except (CniError, OSError) as err:
-                failures.append(f"{record.container_id}/{record.ifname}: {getattr(err, 'msg', err)}")
+                failures.append(f"{listed.container_id}/{listed.ifname}: {getattr(err, 'msg', err)}")
     return done, failures
 
 

@@ -79,8 +79,12 @@ def find_moved(space: Rtnl, original: Original, ifname: str, index_hint: int) ->
     return None
 
 
-def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy: str) -> Link:
-    """Move `device` into `pod` as `ifname`, up. On failure the device is home again."""
+def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy: str, staging_path: str) -> Link:
+    """Move `device` into `pod` as `ifname`, up. On failure the device is home again.
+
+    The staging netns of rename-then-move is bind-mounted at `staging_path` while
+    in use, so that a crash leaves the device somewhere recovery can find it.
+    """
     original = Original(device.name, device.alias, device.mac, device.mtu, device.up)
     if pod.rtnl.link(name=ifname) is not None:
         raise CniError(NAME_CONFLICT, f"interface {ifname} already exists in the pod network namespace")
@@ -94,6 +98,7 @@ def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy
             checkpoint("moved-to-pod")
         else:
             temp = Namespace.open(netns.new_private())
+            netns.persist(temp.fd, staging_path)
             try:
                 host.rtnl.set_link(device.index, netns_fd=temp.fd)
             except NetlinkError as err:
@@ -123,6 +128,12 @@ def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy
         raise
     finally:
         if temp is not None:
+            if {link.name for link in temp.rtnl.links()} <= {"lo"}:
+                netns.unpersist(staging_path)
+            else:
+                log.error(
+                    "device %s left in staging netns %s; DEL or GC will bring it home", original.name, staging_path
+                )
             temp.close()
 
 

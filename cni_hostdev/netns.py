@@ -84,3 +84,25 @@ def new_private() -> int:
             setns(home)
     finally:
         os.close(home)
+
+
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+
+
+def persist(fd: int, path: str) -> None:
+    """Bind-mount a netns at `path` so it outlives this process (a crash must not destroy what is in it)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    source = f"/proc/self/fd/{fd}".encode()
+    _check(_libc.mount(source, path.encode(), b"none", MS_BIND, None), f"bind-mount netns at {path}")
+
+
+def unpersist(path: str) -> None:
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -36,6 +36,7 @@ class Record:
     pci_address: str | None
     strategy: str = ""
     phase: str = "claimed"
+    staging: str | None = None  # bind-mounted staging netns of rename-then-move, while in use
     kind: str = "netdev"  # or "userspace": a PCI function bound to a DPDK-style driver, never moved
 
     def to_json(self) -> dict[str, Any]:
