@@ -394,6 +394,10 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         what = f"device {original.name} no longer exists (a virtual device dies with its netns)"
         log.warning("%s/%s: %s", record.container_id, record.ifname, what)
         return what
+    if link.name == original.name and link.alias != original.name:
+        # Home under its own name without our marker: we never moved it (or the
+        # record is not ours). Leave the device exactly as it is.
+        return f"device {original.name} is in the host, untouched"
     if link.name != original.name:
         holder = host.rtnl.link(name=original.name)
         if holder is not None:

@@ -162,6 +162,8 @@ def decode_stdin(data: bytes) -> dict[str, Any]:
         conf = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise CniError(DECODE_FAILURE, f"network config on stdin is not valid JSON: {err}") from None
+    except RecursionError:
+        raise CniError(DECODE_FAILURE, "network config on stdin is nested too deeply to be a network config") from None
     if not isinstance(conf, dict):
         raise CniError(DECODE_FAILURE, "network config on stdin is not a JSON object")
     return conf
@@ -214,8 +216,10 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
             INVALID_CONFIG, f"config key moveStrategy {strategy!r} is not one of {', '.join(MOVE_STRATEGIES)}"
         )
     data_dir = _string(conf, "dataDir") or DEFAULT_DATA_DIR
-    if not os.path.isabs(data_dir) or ".." in data_dir.split("/"):
-        raise CniError(INVALID_CONFIG, f"config key dataDir {data_dir!r} must be an absolute path without '..'")
+    if not os.path.isabs(data_dir) or os.path.normpath(data_dir) != data_dir.rstrip("/") or data_dir.strip("/") == "":
+        raise CniError(
+            INVALID_CONFIG, f"config key dataDir {data_dir[:80]!r} must be a normalized absolute path below /"
+        )
 
     ipam = conf.get("ipam")
     if ipam is not None and not isinstance(ipam, dict):

@@ -166,7 +166,7 @@ def test_two_pods_racing_for_one_device(source_plugin: Plugin, sandbox: Sandbox)
     dev, _ = sandbox.veth()
     pods = [sandbox.pod("ra"), sandbox.pod("rb")]
     conf = json.dumps(conf_for(source_plugin, device=dev)).encode()
-    for round_ in range(12):
+    for round_ in range(16):
         procs = []
         for n, pod in enumerate(pods):
             env = {
