@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh') pyproject.toml
 
-.PHONY: all binary test lint unit demo conformance bench sysdeps clean
+.PHONY: all binary test lint unit demo conformance bench release sysdeps clean
 
 all: binary
 
@@ -45,6 +45,9 @@ conformance: binary
 
 bench: binary | sysdeps
 	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20
+
+release: binary
+	packaging/release.sh dist
 
 clean:
 	rm -rf build dist $(VENV) *.egg-info
