@@ -149,3 +149,25 @@ def test_sigkill_leaves_no_process_and_no_files_with_the_unpacked_layout(
     assert children == [], "one process, nothing forked that could outlive a runtime's SIGKILL"
     assert list(private_tmp.iterdir()) == [], "nothing extracted"
     assert dev in link_names()
+
+
+def test_unpacked_layout_works_with_a_noexec_tmp(binary: Path, tmp_path: Path, sandbox: Sandbox) -> None:
+    """Runtimes' hosts often mount /tmp noexec: the installed plugin extracts nothing, so it does not care."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert _install(binary, bin_dir).returncode == 0
+    noexec = tmp_path / "noexec"
+    noexec.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,nosuid,size=64m", "tnoexec", str(noexec)], check=True)
+    try:
+        plugin = Plugin([str(bin_dir / "host-device")], str(tmp_path / "state"), {"TMPDIR": str(noexec)})
+        dev, _ = sandbox.veth()
+        pod = sandbox.pod()
+        conf = conf_for(plugin, device=dev)
+        added = plugin.run("ADD", conf, **pod_env(pod))
+        assert added.status == 0, added.stdout + added.stderr
+        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        assert dev in link_names()
+        assert list(noexec.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(noexec)], check=False)
