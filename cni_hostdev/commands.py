@@ -23,7 +23,17 @@ from cni_hostdev.errors import (
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
 from cni_hostdev.lookup import find_device, pci_address_of, userspace_function
-from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, Namespace, Original, find_moved, move_in, restore, send_home
+from cni_hostdev.move import (
+    ATOMIC,
+    RENAME_THEN_MOVE,
+    Namespace,
+    Original,
+    find_moved,
+    move_in,
+    refuse_if_name_taken,
+    restore,
+    send_home,
+)
 from cni_hostdev.netlink import Link
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore
@@ -399,13 +409,7 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         # record is not ours). Leave the device exactly as it is.
         return f"device {original.name} is in the host, untouched"
     if link.name != original.name:
-        holder = host.rtnl.link(name=original.name)
-        if holder is not None:
-            raise CniError(
-                DEVICE_IN_USE,
-                f"device {original.name} came back as {link.name} but the name {original.name} is taken "
-                f"(ifindex {holder.index}); leaving it as {link.name}",
-            )
+        refuse_if_name_taken(host.rtnl, original.name, link.name)
         if link.up:
             host.rtnl.set_link(link.index, up=False)
         host.rtnl.set_link(link.index, name=original.name)

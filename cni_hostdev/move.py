@@ -163,15 +163,20 @@ def _roll_back(
     log.error("device %s not found anywhere during rollback after: %s", original.name, failure)
 
 
-def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> Link:
-    """One message moves the device home under its original name; then restore the rest."""
-    holder = host.rtnl.link(name=original.name)
+def refuse_if_name_taken(host: Rtnl, original_name: str, current_name: str) -> None:
+    """A device can only go home under its own name; someone else holding it must not be clobbered."""
+    holder = host.link(name=original_name)
     if holder is not None:
         raise CniError(
             NAME_CONFLICT,
-            f"cannot return {link.name} to the host as {original.name}: that name is taken by another device "
-            f"(ifindex {holder.index}); the device stays where it is and a later DEL will retry",
+            f"cannot return {current_name} to the host as {original_name}: that name is taken by another device "
+            f"(ifindex {holder.index}); the device stays as {current_name} and a later DEL or GC will retry",
         )
+
+
+def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> Link:
+    """One message moves the device home under its original name; then restore the rest."""
+    refuse_if_name_taken(host.rtnl, original.name, link.name)
     try:
         source.set_link(link.index, netns_fd=host.fd, name=original.name, alias=original.alias or "")
     except NetlinkError as err:
