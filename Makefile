@@ -40,8 +40,11 @@ test: binary lint | sysdeps
 demo: binary
 	tests/demo.sh dist/host-device
 
+# Black-box suites against the frozen binary: the CNI spec, libcni (what containerd, CRI-O and
+# podman embed), podman itself, and Debian's 6.1 and 6.12 kernels with virtio PCI NICs under QEMU.
 conformance: binary
-	@echo "conformance suites are not written yet (issue 4)"
+	conformance/run.sh --plugin dist/host-device
+	conformance/qemu/run.sh --plugin dist/host-device
 
 bench: binary | sysdeps
 	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20

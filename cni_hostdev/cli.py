@@ -10,7 +10,7 @@ import traceback
 from typing import Any, NoReturn
 
 from cni_hostdev._version import __version__
-from cni_hostdev.errors import INTERNAL, INVALID_CONFIG, CniError
+from cni_hostdev.errors import INTERNAL, INVALID_CONFIG, NETLINK_FAILURE, CniError
 from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 
 log = logging.getLogger("host-device")
@@ -47,13 +47,22 @@ def _version_answer(stdin: bytes) -> tuple[dict[str, Any], int]:
     return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}, 0
 
 
+def _peek_version(stdin: bytes) -> str:
+    try:
+        version = json.loads(stdin).get("cniVersion")
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+        return LATEST
+    return version if version in SUPPORTED_VERSIONS else LATEST
+
+
 def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
     if environ.get("CNI_COMMAND") == "VERSION":
         return _version_answer(stdin)
     from cni_hostdev import config
 
-    cni_version = LATEST
+    # Errors answer in the config's version, even those found before the config is parsed.
+    cni_version = _peek_version(stdin)
     try:
         env = config.read_env(environ)
         raw = config.decode_stdin(stdin)
@@ -78,7 +87,12 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
         if err.code == INVALID_CONFIG or err.code >= 100:
             log.error("%s", err.msg)
         return err.to_json(cni_version if cni_version in SUPPORTED_VERSIONS else LATEST), 1
-    except Exception as err:
+    except Exception as err:  # the one place that turns surprises into CNI errors
+        from cni_hostdev.netlink import NetlinkError
+
+        if isinstance(err, NetlinkError):
+            log.error("netlink request failed: %s\n%s", err, traceback.format_exc())
+            return CniError(NETLINK_FAILURE, f"a netlink request failed: {err.strerror}").to_json(cni_version), 1
         log.error("unexpected failure: %s\n%s", err, traceback.format_exc())
         return CniError(INTERNAL, f"internal error: {type(err).__name__}: {err}").to_json(
             cni_version if cni_version in SUPPORTED_VERSIONS else LATEST

@@ -37,8 +37,9 @@ def validate_ifname(name: str, what: str) -> None:
         problem = f"is longer than {IFNAMSIZ - 1} bytes"
     elif name in (".", ".."):
         problem = "is not a valid interface name"
-    elif any(c in name for c in "/:") or any(c.isspace() for c in name):
-        problem = "contains '/', ':' or whitespace"
+    elif any(c in name for c in "/:%") or any(c.isspace() for c in name):
+        # '%' would make the kernel pick a name (net%d -> net0) other than the one asked for.
+        problem = "contains '/', ':', '%' or whitespace"
     if problem:
         raise CniError(INVALID_ENV if what.startswith("CNI_") else INVALID_CONFIG, f"{what} {name!r} {problem}")
 

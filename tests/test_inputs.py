@@ -41,6 +41,8 @@ CASES: list[tuple[str, Any, dict[str, str], int, str]] = [
     ("CNI_IFNAME with slash", {}, {"CNI_IFNAME": "a/b"}, 4, "a/b"),
     ("CNI_IFNAME with colon", {}, {"CNI_IFNAME": "a:b"}, 4, "a:b"),
     ("CNI_IFNAME with space", {}, {"CNI_IFNAME": "a b"}, 4, "a b"),
+    ("CNI_IFNAME with a kernel template", {}, {"CNI_IFNAME": "net%d"}, 4, "net%d"),
+    ("early error in the config's version", {"cniVersion": "0.4.0"}, {"CNI_CONTAINERID": ""}, 4, "CNI_CONTAINERID"),
     ("CNI_IFNAME dot", {}, {"CNI_IFNAME": "."}, 4, "'.'"),
     ("CNI_IFNAME dotdot", {}, {"CNI_IFNAME": ".."}, 4, ".."),
     ("missing CNI_NETNS", {}, {"CNI_NETNS": ""}, 4, "CNI_NETNS"),
@@ -76,6 +78,8 @@ def test_bad_input(
     assert out.out is not None and out.code == code, out.stdout
     assert names in out.out["msg"], out.out["msg"]
     assert set(out.out) <= {"cniVersion", "code", "msg", "details"}
+    if isinstance(stdin, dict) and stdin.get("cniVersion") == "0.4.0":
+        assert out.out["cniVersion"] == "0.4.0", "errors answer in the config's version"
     assert "Traceback" not in out.stdout + out.stderr
     info = link_json(dev)
     assert info is not None and "UP" in info["flags"], "the device must not have moved"

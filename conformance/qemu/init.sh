@@ -1,0 +1,314 @@
+#!/bin/busybox sh
+# /init of the conformance VM (busybox sh, PID 1). run.sh copies this file into
+# the initramfs together with /conformance.env, busybox, /sbin/ip, the CNI
+# plugins in /opt/cni/bin and the kernel modules listed in /modules.list.
+#
+# Prints one line per case on the serial console, exactly
+#   PASS <name>
+#   FAIL <name>: <why>
+# followed, for a failure, by the case's transcript (every command, plugin
+# exit status, stdout and stderr) on lines starting with "  | ". Ends with
+# "CONFORMANCE-DONE" and powers off.
+#
+# Device layout (fixed by run.sh): three virtio-net PCI NICs at 0000:00:04.0,
+# 0000:00:05.0 and 0000:00:06.0. Every case starts from the same state: all
+# three in the host namespace under their boot names, down, no alias, no pod
+# namespace, an empty dataDir.
+
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /bin /sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox mount -t tmpfs tmpfs /run
+/bin/busybox mount -t tmpfs -o size=512m tmpfs /tmp
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+# busybox's own `ip` applet wins over /sbin/ip inside busybox sh: always name it.
+IP=/sbin/ip
+PLUGIN=/opt/cni/bin/host-device
+export CNI_PATH=/opt/cni/bin
+DATA=/tmp/cni-hostdev-data
+LOG=/tmp/case.log
+. /conformance.env   # PLUGIN_LABEL
+
+say() { echo "$*"; }
+
+# --- modules and NICs -----------------------------------------------------------
+while read -r mod; do
+    [ -n "$mod" ] || continue
+    insmod "/modules/$mod" 2>/tmp/insmod.err || say "NOTE insmod $mod: $(cat /tmp/insmod.err)"
+done < /modules.list
+$IP link set lo up
+
+PCI_A=0000:00:04.0
+PCI_B=0000:00:05.0
+PCI_C=0000:00:06.0
+
+# The host-namespace net device of a PCI function (virtio nests it in virtioN/net).
+netdev_of() {
+    for d in /sys/bus/pci/devices/$1/net/* /sys/bus/pci/devices/$1/virtio*/net/*; do
+        [ -e "$d" ] && { basename "$d"; return 0; }
+    done
+    return 1
+}
+
+wait_netdev() {  # wait_netdev PCI SECONDS
+    local i=0
+    while [ $i -lt $(($2 * 10)) ]; do
+        netdev_of "$1" >/dev/null && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+
+for p in $PCI_A $PCI_B $PCI_C; do
+    wait_netdev $p 20 || say "NOTE no net device for $p after 20s"
+done
+A=$(netdev_of $PCI_A); B=$(netdev_of $PCI_B); C=$(netdev_of $PCI_C)
+say "NOTE kernel $(uname -r); plugin $PLUGIN_LABEL; NICs $PCI_A=$A $PCI_B=$B $PCI_C=$C"
+dmesg -n 1   # keep kernel messages off the console from here on
+
+# --- helpers --------------------------------------------------------------------
+note() { echo "$*" >> $LOG; }
+
+# cni CMD CONTAINERID NETNS IFNAME CONFFILE: runs the plugin; sets RC, OUT, ERR.
+cni() {
+    note "\$ CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 host-device < $5"
+    note "  stdin: $(cat "$5")"
+    CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 \
+        $PLUGIN < "$5" > /tmp/out 2> /tmp/err
+    RC=$?
+    OUT=$(cat /tmp/out); ERR=$(cat /tmp/err)
+    note "  exit $RC"
+    [ -n "$OUT" ] && note "  stdout: $OUT"
+    [ -n "$ERR" ] && note "  stderr: $(head -c 2000 /tmp/err)"
+    return $RC
+}
+
+# GC carries neither CNI_CONTAINERID, CNI_NETNS nor CNI_IFNAME.
+cni_gc() {
+    note "\$ CNI_COMMAND=GC host-device < $1"
+    note "  stdin: $(cat "$1")"
+    env -u CNI_CONTAINERID -u CNI_NETNS -u CNI_IFNAME CNI_COMMAND=GC $PLUGIN < "$1" > /tmp/out 2> /tmp/err
+    RC=$?
+    OUT=$(cat /tmp/out); ERR=$(cat /tmp/err)
+    note "  exit $RC"
+    [ -n "$OUT" ] && note "  stdout: $OUT"
+    [ -n "$ERR" ] && note "  stderr: $(head -c 2000 /tmp/err)"
+    return $RC
+}
+
+plugin_said() { echo "${OUT:-${ERR:-no output}}" | tr '\n' ' ' | head -c 400; }
+
+WHY=""
+fail() { WHY="$*"; return 1; }
+
+host_has() { $IP link show dev "$1" >/dev/null 2>&1; }
+pod_has() { $IP -n "$1" link show dev "$2" >/dev/null 2>&1; }
+host_up() { $IP -o link show dev "$1" 2>/dev/null | grep -q '[<,]UP[,>]'; }
+pod_up() { $IP -n "$1" -o link show dev "$2" 2>/dev/null | grep -q '[<,]UP[,>]'; }
+host_links() { $IP -o link show | sed 's/^[0-9]*: \([^:@]*\).*/\1/' | tr '\n' ' '; }
+pod_links() { $IP -n "$1" -o link show 2>/dev/null | sed 's/^[0-9]*: \([^:@]*\).*/\1/' | tr '\n' ' '; }
+alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null; }
+
+state() { note "  host links: $(host_links)"; for ns in $(ls /run/netns 2>/dev/null); do note "  netns $ns links: $(pod_links $ns)"; done; }
+
+newpod() { $IP netns add "$1" && note "\$ ip netns add $1"; }
+
+# A dead pod's physical NIC comes back to the host asynchronously: wait for it.
+kill_pod() {  # kill_pod NS PCI
+    $IP netns del "$1"; note "\$ ip netns del $1"
+    wait_netdev "$2" 15 || return 1
+    note "  $2 came back to the host as $(netdev_of "$2")"
+}
+
+# Put the three NICs back as they were at boot, whatever the last case did.
+reset() {
+    for ns in $(ls /run/netns 2>/dev/null); do $IP netns del "$ns"; done
+    rm -rf "$DATA" /tmp/out /tmp/err
+    for pair in "$PCI_A $A" "$PCI_B $B" "$PCI_C $C"; do
+        set -- $pair
+        drv=$(basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)")
+        if [ "$drv" != "virtio-pci" ]; then
+            [ -n "$drv" ] && echo "$1" > "/sys/bus/pci/devices/$1/driver/unbind"
+            echo > "/sys/bus/pci/devices/$1/driver_override"
+            echo "$1" > /sys/bus/pci/drivers/virtio-pci/bind
+        fi
+        if ! wait_netdev "$1" 15; then
+            say "NOTE reset: $1 has no net device in the host"
+            continue
+        fi
+        cur=$(netdev_of "$1")
+        if [ "$cur" != "$2" ]; then
+            $IP link set dev "$cur" down
+            $IP link set dev "$cur" name "$2" || say "NOTE reset: cannot rename $cur to $2"
+        fi
+        $IP link set dev "$2" down
+        echo > "/sys/class/net/$2/ifalias" 2>/dev/null
+    done
+    : > $LOG
+}
+
+conf() {  # conf FILE VERSION NAME BODY: a network config with a dataDir under /tmp
+    cat > "$1" <<EOF
+{"cniVersion": "$2", "name": "$3", "type": "host-device", "dataDir": "$DATA", $4}
+EOF
+}
+
+PASSED=0; FAILED=0
+run_case() {  # run_case NAME FUNCTION
+    reset
+    WHY=""
+    if "$2"; then
+        say "PASS $1"; PASSED=$((PASSED + 1))
+        [ "$VERBOSE" = 1 ] && { state; sed 's/^/  | /' $LOG; }
+    else
+        state
+        say "FAIL $1: ${WHY:-no reason given}"
+        sed 's/^/  | /' $LOG
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+# --- cases ----------------------------------------------------------------------
+
+kernel_has_live_rename() {  # live rename of an UP device arrived in 6.2
+    set -- $(uname -r | sed 's/^\([0-9]*\)\.\([0-9]*\).*/\1 \2/')
+    [ "$1" -gt 6 ] || { [ "$1" -eq 6 ] && [ "$2" -ge 2 ]; }
+}
+
+case_probe() {
+    note "\$ host-device probe"
+    $PLUGIN probe > /tmp/out 2> /tmp/err; RC=$?
+    OUT=$(cat /tmp/out); ERR=$(cat /tmp/err)
+    note "  exit $RC"; note "  stdout: $OUT"; [ -n "$ERR" ] && note "  stderr: $ERR"
+    [ $RC -eq 0 ] || fail "probe exited $RC: $(plugin_said)" || return 1
+    want=false; kernel_has_live_rename && want=true
+    echo "$OUT" | grep -q '"liveRename"' || fail "probe printed no JSON with liveRename on stdout (exit $RC): $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "\"kernel\": *\"$(uname -r)\"" || fail "probe does not report kernel $(uname -r): $(plugin_said)" || return 1
+    echo "$OUT" | grep -q '"atomicMoveRename": *true' || fail "probe reports no atomicMoveRename true: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "\"liveRename\": *$want" || fail "kernel $(uname -r) wants liveRename $want: $(plugin_said)" || return 1
+}
+
+# ADD with a selector; the NIC at PCI must end up in the pod as net1, up, gone from the host.
+add_and_check() {  # add_and_check NAME PCI SELECTOR-JSON
+    local dev; dev=$(netdev_of "$2")
+    conf /tmp/c.json 1.0.0 "$1" "$3"
+    newpod pod
+    cni ADD "ctr-$1" /run/netns/pod net1 /tmp/c.json || fail "ADD exited $RC: $(plugin_said)" || return 1
+    pod_has pod net1 || fail "ADD exited 0 but the pod has no net1 (pod links: $(pod_links pod))" || return 1
+    ! host_has "$dev" || { fail "ADD exited 0 but $dev is still in the host"; return 1; }
+    echo "$OUT" | grep -q '"name": *"net1"' || fail "the result names no interface net1: $(plugin_said)" || return 1
+    pod_up pod net1 || fail "net1 is down in the pod after ADD" || return 1
+    return 0
+}
+
+case_add_pci() {
+    add_and_check add-pci $PCI_A "\"pciBusID\": \"$PCI_A\""
+}
+
+case_add_kernelpath() {
+    add_and_check add-kpath $PCI_B "\"kernelpath\": \"/sys/devices/pci0000:00/$PCI_B\""
+}
+
+case_add_deviceid_ipam() {
+    add_and_check add-devid $PCI_C \
+        "\"deviceID\": \"$PCI_C\", \"ipam\": {\"type\": \"static\", \"addresses\": [{\"address\": \"192.0.2.10/24\"}]}" || return 1
+    $IP -n pod -o addr show dev net1 > /tmp/addr 2>&1; note "  pod net1 addresses: $(cat /tmp/addr | tr '\n' ' ')"
+    grep -q 'inet 192.0.2.10/24' /tmp/addr || fail "net1 in the pod lacks 192.0.2.10/24 (has: $(grep -o 'inet6\? [^ ]*' /tmp/addr | tr '\n' ' '))" || return 1
+    echo "$OUT" | grep -q '"address": *"192.0.2.10/24"' || fail "the result does not report 192.0.2.10/24: $(plugin_said)" || return 1
+}
+
+# The fallback strategy on an UP device; the host must never see another name.
+case_fallback_up() {
+    $IP link set dev "$A" up
+    conf /tmp/c.json 1.0.0 fallback "\"device\": \"$A\", \"moveStrategy\": \"rename-then-move\""
+    newpod pod
+    $IP monitor link > /tmp/mon 2>&1 &
+    mon=$!
+    sleep 0.5
+    cni ADD ctr-fallback /run/netns/pod net1 /tmp/c.json; rc=$RC
+    sleep 0.5; kill $mon; wait $mon 2>/dev/null
+    note "  host 'ip monitor link' during ADD: $(tr '\n' '~' < /tmp/mon | head -c 1500)"
+    [ $rc -eq 0 ] || fail "ADD exited $rc: $(plugin_said)" || return 1
+    pod_has pod net1 || fail "ADD exited 0 but the pod has no net1 (pod links: $(pod_links pod))" || return 1
+    pod_up pod net1 || fail "net1 is down in the pod (the device was UP in the host)" || return 1
+    others=$(grep -oE '^(Deleted )?[0-9]+: [^:@ ]+' /tmp/mon | sed 's/^.* //' | grep -vx "$A" | sort -u | tr '\n' ' ')
+    [ -z "$others" ] || fail "the host namespace saw the device under another name: $others" || return 1
+    cni DEL ctr-fallback /run/netns/pod net1 /tmp/c.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+    host_has "$A" || fail "after DEL the host has no $A (host links: $(host_links))" || return 1
+    host_up "$A" || fail "after DEL $A is down (it was UP before ADD)" || return 1
+}
+
+case_del_restores() {
+    $IP link set dev "$B" up
+    mac=$(cat /sys/class/net/$B/address)
+    conf /tmp/c.json 1.0.0 delnet "\"device\": \"$B\""
+    newpod pod
+    cni ADD ctr-del /run/netns/pod net1 /tmp/c.json || fail "ADD exited $RC: $(plugin_said)" || return 1
+    cni DEL ctr-del /run/netns/pod net1 /tmp/c.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+    ! pod_has pod net1 || { fail "after DEL net1 is still in the pod"; return 1; }
+    host_has "$B" || fail "after DEL the host has no $B (host links: $(host_links); pod links: $(pod_links pod))" || return 1
+    host_up "$B" || fail "after DEL $B is down (it was UP before ADD)" || return 1
+    [ "$(cat /sys/class/net/$B/address)" = "$mac" ] || fail "after DEL $B has MAC $(cat /sys/class/net/$B/address), was $mac" || return 1
+    [ -z "$(alias_of "$B")" ] || fail "after DEL $B keeps alias '$(alias_of "$B")' (it had none)" || return 1
+}
+
+# ADD, then the pod netns dies without DEL: the NIC is refunded to the host under its pod name.
+add_then_kill_pod() {  # add_then_kill_pod NETWORK CONTAINER DEV PCI
+    conf /tmp/c.json 1.0.0 "$1" "\"device\": \"$3\""
+    newpod pod
+    cni ADD "$2" /run/netns/pod net1 /tmp/c.json || fail "ADD exited $RC: $(plugin_said)" || return 1
+    kill_pod pod "$4" || fail "setup: $4 did not come back to the host within 15s of deleting the netns" || return 1
+    REFUNDED=$(netdev_of "$4")
+    state
+}
+
+case_dead_pod_del() {
+    add_then_kill_pod deadpod ctr-deadpod "$A" $PCI_A || return 1
+    cni DEL ctr-deadpod /run/netns/pod net1 /tmp/c.json || fail "DEL after the netns died exited $RC: $(plugin_said)" || return 1
+    host_has "$A" || fail "DEL exited 0 but the refunded NIC is still $(netdev_of $PCI_A), not $A" || return 1
+    [ -z "$(alias_of "$A")" ] || fail "after DEL $A keeps alias '$(alias_of "$A")' (it had none)" || return 1
+}
+
+case_dead_pod_gc() {
+    add_then_kill_pod gcnet ctr-gc "$B" $PCI_B || return 1
+    conf /tmp/gc.json 1.1.0 gcnet "\"device\": \"$B\", \"cni.dev/valid-attachments\": []"
+    cni_gc /tmp/gc.json || fail "GC exited $RC: $(plugin_said)" || return 1
+    host_has "$B" || fail "GC exited 0 but the refunded NIC is still $(netdev_of $PCI_B), not $B" || return 1
+    [ -z "$(alias_of "$B")" ] || fail "after GC $B keeps alias '$(alias_of "$B")' (it had none)" || return 1
+    note "  dataDir after GC: $(find $DATA -type f 2>/dev/null | tr '\n' ' ')"
+}
+
+# A DPDK-style NIC: bound to uio_pci_generic, it has no net device; nothing to move.
+case_userspace() {
+    dev=$(netdev_of $PCI_C)
+    echo $PCI_C > /sys/bus/pci/devices/$PCI_C/driver/unbind || fail "setup: cannot unbind $PCI_C" || return 1
+    echo uio_pci_generic > /sys/bus/pci/devices/$PCI_C/driver_override
+    echo $PCI_C > /sys/bus/pci/drivers/uio_pci_generic/bind || fail "setup: cannot bind $PCI_C to uio_pci_generic" || return 1
+    drv=$(basename "$(readlink /sys/bus/pci/devices/$PCI_C/driver)")
+    note "  $PCI_C ($dev) is now bound to $drv"
+    [ "$drv" = uio_pci_generic ] || fail "setup: $PCI_C is bound to '$drv'" || return 1
+    conf /tmp/c.json 1.1.0 dpdk "\"pciBusID\": \"$PCI_C\""
+    newpod pod
+    before=$(pod_links pod)
+    cni ADD ctr-dpdk /run/netns/pod net1 /tmp/c.json || fail "ADD exited $RC: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "\"pciID\": *\"$PCI_C\"" || fail "the 1.1.0 result carries no \"pciID\": \"$PCI_C\": $(plugin_said)" || return 1
+    [ "$(pod_links pod)" = "$before" ] || fail "ADD changed the pod's links: $before -> $(pod_links pod)" || return 1
+    [ "$(basename "$(readlink /sys/bus/pci/devices/$PCI_C/driver)")" = uio_pci_generic ] || fail "ADD changed $PCI_C's driver" || return 1
+    cni DEL ctr-dpdk /run/netns/pod net1 /tmp/c.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+}
+
+run_case probe case_probe
+run_case add-pciBusID case_add_pci
+run_case add-kernelpath case_add_kernelpath
+run_case add-deviceID-static-ipam case_add_deviceid_ipam
+run_case rename-then-move-up-device case_fallback_up
+run_case del-restores-name-and-up case_del_restores
+run_case dead-netns-then-del case_dead_pod_del
+run_case dead-netns-then-gc case_dead_pod_gc
+run_case uio-pci-generic-pciID case_userspace
+reset
+say "CONFORMANCE-DONE $PASSED passed, $FAILED failed"
+sync
+poweroff -f
