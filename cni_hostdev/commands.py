@@ -465,6 +465,9 @@ def find_refunded(host: Namespace, record: Record) -> Link | None:
 def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     from cni_hostdev import ipam
 
+    if not env.attachable:
+        log.warning("DEL %s: CNI_IFNAME %r was never attachable; nothing to do", env.container_id, env.ifname)
+        return
     # IPAM first: an allocation must not leak even when the netns or the device is gone.
     if conf.ipam is not None:
         ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)

@@ -57,6 +57,7 @@ class CniEnv:
     ifname: str = ""
     args: dict[str, str] = field(default_factory=dict)
     path: tuple[str, ...] = ()
+    attachable: bool = True  # False: an ifname no ADD would accept
 
 
 def read_env(environ: dict[str, str] | os._Environ[str]) -> CniEnv:
@@ -73,7 +74,14 @@ def read_env(environ: dict[str, str] | os._Environ[str]) -> CniEnv:
     ifname = environ.get("CNI_IFNAME", "")
     if not ifname:
         raise CniError(INVALID_ENV, "CNI_IFNAME is missing")
-    validate_ifname(ifname, "CNI_IFNAME")
+    try:
+        validate_ifname(ifname, "CNI_IFNAME")
+    except CniError:
+        # No ADD can have attached a name we refuse, so DEL has nothing to undo. Failing
+        # it would only leave the runtime retrying and the pod stuck terminating.
+        if command != "DEL":
+            raise
+        return CniEnv(command=command, container_id=container_id, ifname=ifname, attachable=False)
     netns = environ.get("CNI_NETNS", "")
     if command in ("ADD", "CHECK"):
         if not netns:

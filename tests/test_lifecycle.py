@@ -336,3 +336,9 @@ def test_probe_uses_throwaway_devices_and_caches(binary_plugin: Plugin) -> None:
     assert before - link_names() <= {n for n in before if n.startswith("t")}, "the probe removed nothing of the host"
     cached = json.loads(subprocess.run([binary_plugin.argv[0], "probe"], capture_output=True, text=True).stdout)
     assert cached["cached"] is True and cached["atomicMoveRename"] == report["atomicMoveRename"]
+
+
+def test_del_of_a_name_add_would_refuse_succeeds(source_plugin: Plugin) -> None:
+    out = source_plugin.run("DEL", conf_for(source_plugin), CNI_CONTAINERID="c", CNI_IFNAME="net%d")
+    assert out.status == 0 and out.out is None
+    assert "never attachable" in out.stderr

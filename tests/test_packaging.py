@@ -437,9 +437,22 @@ def test_least_privilege(rendered: dict[str, list[Obj]], overlay: str) -> None:
     for mount in netns.values():
         assert mount["readOnly"] is True and mount["mountPropagation"] == "HostToContainer"
     assert volume(spec, "netns")["hostPath"]["path"] == "/run/netns"
-    assert {m["name"] for m in repair["volumeMounts"]} == {"state", "netns", "tmp"}
+    run = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "run"}
+    assert set(run) == {"/run/cni-hostdev"} and run["/run/cni-hostdev"]["mountPropagation"] == "HostToContainer"
+    assert volume(spec, "run")["hostPath"]["path"] == "/run/cni-hostdev", "staging netns of interrupted ADDs"
+    assert {m["name"] for m in repair["volumeMounts"]} == {"state", "netns", "run", "tmp"}
     host_paths = {v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
-    assert host_paths == {OVERLAYS[overlay], STATE_DIR, "/run/netns"}, "no other host path"
+    assert host_paths == {OVERLAYS[overlay], STATE_DIR, "/run/netns", "/run/cni-hostdev"}, "no other host path"
+
+
+def test_the_plugins_host_paths_are_mounted(rendered: dict[str, list[Obj]]) -> None:
+    """Paths the plugin keeps in its records must be visible to the repair container under the same name."""
+    commands = (ROOT / "cni_hostdev" / "commands.py").read_text()
+    staging = re.search(r'^STAGING_DIR = "([^"]+)"', commands, re.M)
+    assert staging, "cni_hostdev/commands.py no longer defines STAGING_DIR: check the repair container's mounts"
+    repair = container(pod_spec(rendered["default"]), "containers", "repair")
+    mounts = [m["mountPath"] for m in repair["volumeMounts"]]
+    assert any(staging.group(1).startswith(m + "/") for m in mounts), f"{staging.group(1)} is not mounted"
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
