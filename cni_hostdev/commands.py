@@ -18,6 +18,7 @@ from cni_hostdev.errors import (
     INVALID_CONFIG,
     INVALID_ENV,
     NOT_AVAILABLE,
+    STATE_FAILURE,
     CniError,
 )
 from cni_hostdev.faults import checkpoint
@@ -48,7 +49,7 @@ def staging_path(network: str, env: CniEnv) -> str:
 
 @contextlib.contextmanager
 def _host() -> Iterator[Namespace]:
-    space = Namespace.open(netns.open_current())
+    space = Namespace.current()
     try:
         yield space
     finally:
@@ -87,12 +88,32 @@ def _choose_strategy(conf: NetConf) -> str:
     return ATOMIC if cached_probe().atomicMoveRename else RENAME_THEN_MOVE
 
 
+_INIT_PID_NS_INODE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the host's own PID namespace
+
+
+def _sees_host_pids() -> bool:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino == _INIT_PID_NS_INODE
+    except OSError:
+        return False
+
+
 def netns_alive(path: str) -> bool:
+    """False only when the pod's netns is known to be gone; unknown counts as alive.
+
+    Dropping the record of a live pod would strand its device, so a path we cannot
+    judge from here (a /proc/PID path seen from another PID namespace, a permission
+    problem) never counts as dead.
+    """
     try:
         os.close(netns.open_netns(path))
         return True
-    except (OSError, netns.NotANetns):
-        return False
+    except netns.NotANetns:
+        return False  # the path now holds something else: the netns it named is gone
+    except FileNotFoundError:
+        return path.startswith("/proc/") and not _sees_host_pids()
+    except OSError:
+        return True
 
 
 def _record_key(record: Record) -> str:
@@ -391,6 +412,13 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
         staged = _from_staging(record, original, host)
         if staged:
             return staged
+    elif record.staging and not os.path.isdir(STAGING_DIR):
+        # Run where /run/cni-hostdev is not visible (a container without that mount), we cannot
+        # tell whether the interrupted ADD left the device in its staging netns: keep the record.
+        raise CniError(
+            STATE_FAILURE,
+            f"device {original.name} may be in staging netns {record.staging}, which is not visible here",
+        )
     if pod is not None:
         link = find_moved(pod.rtnl, original, record.ifname, record.ifindex)
         if link is not None:

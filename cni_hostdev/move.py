@@ -52,6 +52,11 @@ class Namespace:
         with netns.entered(fd):
             return cls(fd, Rtnl())
 
+    @classmethod
+    def current(cls) -> Namespace:
+        """Our own netns: no setns needed (which would need CAP_SYS_ADMIN for nothing)."""
+        return cls(netns.open_current(), Rtnl())
+
     def close(self) -> None:
         self.rtnl.close()
         os.close(self.fd)

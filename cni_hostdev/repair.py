@@ -13,6 +13,7 @@ import signal
 import time
 
 from cni_hostdev.commands import release_records
+from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
 from cni_hostdev.state import StateStore
 
@@ -29,7 +30,13 @@ def repair_once(data_dir: str) -> int:
     for network in networks:
         if network == "locks" or not os.path.isdir(os.path.join(data_dir, network)):
             continue
-        done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
+        try:
+            done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
+        except (CniError, OSError) as err:
+            # Keep looping: a crash-looping DaemonSet pod repairs nothing.
+            log.error("cannot repair network %s: %s", network, getattr(err, "msg", err))
+            failed += 1
+            continue
         for line in done:
             log.warning("repaired %s", line)
         for line in failures:
