@@ -173,3 +173,17 @@ wait_until() {
         sleep 0.2
     done
 }
+
+# cf_new_case: a fresh veth end (DEV, up; its MAC and MTU) and a fresh netns (NS, NETNS), with
+# CID and IFN=net1 for the case; N counts the cases of a suite.
+cf_new_case() {
+    N=$((N + 1))
+    DEV=${CF_TAG}c${N}
+    NS=${CF_TAG}n${N}
+    NETNS=/run/netns/$NS
+    CID=${CF_TAG}-$N
+    IFN=net1
+    cf_veth "$DEV" && cf_netns "$NS" || { echo "setup failed" >&2; exit 3; }
+    MAC=$(link_mac - "$DEV")
+    MTU=$(link_mtu - "$DEV")
+}

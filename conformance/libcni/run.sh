@@ -36,17 +36,7 @@ HL=$CF_TMP/hostlocal
 echo "# libcni suite: plugin $CF_PLUGIN, client $CLIENT (libcni 1.1.2), CNI_PATH $CNIPATH"
 N=0
 
-new_case() {
-    N=$((N + 1))
-    DEV=${CF_TAG}c${N}
-    NS=${CF_TAG}n${N}
-    NETNS=/run/netns/$NS
-    CID=${CF_TAG}-$N
-    IFN=net1
-    cf_veth "$DEV" && cf_netns "$NS" || { echo "setup failed" >&2; exit 3; }
-    MAC=$(link_mac - "$DEV")
-    MTU=$(link_mtu - "$DEV")
-}
+new_case() { cf_new_case; }
 
 # client CMD CONFLIST [flags…]: sets OUT and RC.
 client() {

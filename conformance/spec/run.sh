@@ -19,17 +19,7 @@ DATA=$CF_TMP/data
 IPAM_PATH=/usr/lib/cni
 N=0
 
-# new_case: a fresh veth end (DEV, up, MAC) and a fresh netns (NS, NETNS); CID, IFN=net1.
-new_case() {
-    N=$((N + 1))
-    DEV=${CF_TAG}c${N}
-    NS=${CF_TAG}n${N}
-    NETNS=/run/netns/$NS
-    CID=${CF_TAG}-$N
-    IFN=net1
-    cf_veth "$DEV" && cf_netns "$NS" || { echo "setup failed" >&2; exit 3; }
-    MAC=$(link_mac - "$DEV")
-}
+new_case() { cf_new_case; }
 
 # conf VERSION [EXTRA-JSON-MEMBERS] [NAME]: a host-device config for DEV.
 conf() {
