@@ -171,3 +171,56 @@ def test_unpacked_layout_works_with_a_noexec_tmp(binary: Path, tmp_path: Path, s
         assert list(noexec.iterdir()) == []
     finally:
         subprocess.run(["umount", "-l", str(noexec)], check=False)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError):
+                    continue
+                if ppid == parent and int(entry) not in found:
+                    found.add(int(entry))
+                    frontier.append(int(entry))
+    return found
+
+
+def test_sigkill_of_the_static_file_takes_its_whole_tree_and_extractions(
+    binary: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """staticx -> PyInstaller -> Python: killing the first must not leave the others or their files."""
+    import fcntl
+
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    state = tmp_path / "state"
+    (state / "locks").mkdir(parents=True)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    with open(state / "locks" / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        env = {**os.environ, "CNI_COMMAND": "ADD", "TMPDIR": str(private_tmp), **pod_env(pod)}
+        proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, env=env)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(conf_for(Plugin([], str(state)), device=dev, lockTimeout=60)).encode())
+        proc.stdin.close()
+        deadline = time.monotonic() + 20
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tree = _descendants(proc.pid)
+        assert len(tree) == 2 and len(list(private_tmp.iterdir())) == 2, "staticx, PyInstaller and Python"
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not [pid for pid in tree if os.path.exists(f"/proc/{pid}")], "nothing runs on after the kill"
+    assert list(private_tmp.iterdir()) == [], "both extraction directories are gone"
+    assert dev in link_names()
