@@ -37,13 +37,16 @@ def _apply_log_level(level: object) -> None:
 
 def _version_answer(stdin: bytes) -> tuple[dict[str, Any], int]:
     """VERSION is exec'd often and must stay cheap: no config model, no netlink."""
-    requested: Any = None
+    conf: Any = {}
     try:
-        requested = json.loads(stdin).get("cniVersion") if stdin.strip() else None
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        pass  # VERSION answers whatever it is given
+        conf = json.loads(stdin) if stdin.strip() else {}
+        requested = conf.get("cniVersion")
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+        requested = None  # VERSION answers whatever it is given
+    if isinstance(conf, dict):
+        _apply_log_level(conf.get("logLevel"))
     version = requested if requested in SUPPORTED_VERSIONS else LATEST
-    log.debug("host-device %s VERSION", __version__)
+    log.info("host-device %s answers VERSION for cniVersion %s", __version__, requested)
     return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}, 0
 
 

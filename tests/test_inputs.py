@@ -96,3 +96,12 @@ def test_version_lists_every_supported_version(plugin: Plugin) -> None:
     assert out.out["supportedVersions"] == ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
     empty = plugin.run("VERSION", b"")
     assert empty.status == 0 and empty.out is not None and "1.1.0" in empty.out["supportedVersions"]
+
+
+def test_version_log_line_names_the_build(plugin: Plugin) -> None:
+    from cni_hostdev import __version__
+
+    quiet = plugin.run("VERSION", {"cniVersion": "1.0.0"})
+    assert quiet.stderr == ""
+    told = plugin.run("VERSION", {"cniVersion": "1.0.0", "logLevel": "info"})
+    assert f"host-device {__version__} answers VERSION" in told.stderr
