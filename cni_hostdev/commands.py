@@ -145,13 +145,13 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
         raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
     if conf.allow_host_addresses:
         return
-    if device.index in host.rtnl.default_route_ifindexes():
+    if device.index in host.rtnl.default_route_ifindexes(device.index):
         raise CniError(
             DEVICE_IN_USE,
             f"device {device.name} is in use by the host: it carries the default route "
             '(the node\'s uplink); set "allowHostAddresses": true to move it anyway',
         )
-    addresses = host.rtnl.global_addresses().get(device.index)
+    addresses = host.rtnl.global_addresses(device.index).get(device.index)
     if addresses:
         raise CniError(
             DEVICE_IN_USE,
