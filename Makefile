@@ -17,13 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# staticx needs patchelf to strip RUNPATHs from copies of the bundled libraries;
+# patchelf and a static libc (libc6-dev, with gcc) build the single file (packaging/unpacked.py, launcher.c);
 # the tests delegate to the reference static/host-local IPAM plugins in /usr/lib/cni.
 sysdeps:
 	@command -v patchelf >/dev/null && command -v readelf >/dev/null && command -v ip >/dev/null \
-	  && [ -x /usr/lib/cni/host-local ] || \
+	  && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] && [ -x /usr/lib/cni/host-local ] || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      patchelf binutils iproute2 containernetworking-plugins; }
+	      patchelf binutils gcc libc6-dev iproute2 containernetworking-plugins; }
 
 dist/host-device: $(STAMP) $(SOURCES) | sysdeps
 	packaging/freeze.sh $(PY)

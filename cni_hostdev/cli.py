@@ -184,9 +184,6 @@ def main() -> None:
     args = sys.argv[1:]
     # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
     if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):
-        from cni_hostdev import lifeline
-
-        lifeline.watch()
         try:
             stdin = sys.stdin.buffer.read()
         except OSError:

@@ -12,13 +12,12 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 
 from cni_hostdev._version import __version__
 
 CHUNK = 1 << 20
-# The unpacked layout travels inside the static file: a gzip'd tar appended after
-# the staticx archive, found through this trailer at the very end of the file.
+# The unpacked layout travels inside the static file: a tar appended after the static
+# launcher (packaging/launcher.c), found through this trailer at the very end of the file.
 PAYLOAD_MAGIC = b"HOSTDEV-UNPACKED"
 TRAILER = "<16sQQ32s"
 LAUNCHER = "host-device"
@@ -31,11 +30,11 @@ class InstallError(Exception):
 
 
 def running_binary() -> str:
-    """The file this process was exec'd from (staticx and PyInstaller both hide it)."""
-    for candidate in (os.environ.get("STATICX_PROG_PATH"), sys.executable if getattr(sys, "frozen", False) else None):
-        if candidate and os.path.isfile(candidate):
-            return os.path.realpath(candidate)
-    raise InstallError("install copies the frozen binary; run it from dist/host-device, not from the source tree")
+    """The single file this process came from: the launcher names it, having exec'd its unpacked cache."""
+    candidate = os.environ.get("HOST_DEVICE_SELF")
+    if candidate and os.path.isfile(candidate) and read_payload(candidate) is not None:
+        return os.path.realpath(candidate)
+    raise InstallError("install copies the single static file; run it as dist/host-device (not from the source tree)")
 
 
 def sha256_of(path: str) -> str:
@@ -185,7 +184,7 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
             os.mkdir(staging, 0o755)
             import io
 
-            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
+            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
                 tar.extractall(staging, filter="data")
             set_interpreter(os.path.join(staging, LAUNCHER), os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
             with open(os.path.join(staging, ".complete"), "w") as f:

@@ -68,7 +68,7 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
     except OSError:
         networks = []
     for network in networks:
-        if network == "locks" or not os.path.isdir(os.path.join(data_dir, network)):
+        if network == "locks" or network.startswith(".") or not os.path.isdir(os.path.join(data_dir, network)):
             continue
         for record in StateStore(data_dir, network).all():
             alive = netns_alive(record.netns)

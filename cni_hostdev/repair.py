@@ -28,7 +28,7 @@ def repair_once(data_dir: str) -> int:
         return 0
     failed = 0
     for network in networks:
-        if network == "locks" or not os.path.isdir(os.path.join(data_dir, network)):
+        if network == "locks" or network.startswith(".") or not os.path.isdir(os.path.join(data_dir, network)):
             continue
         try:
             done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)

@@ -71,7 +71,9 @@ def make_self_contained(onedir: str) -> None:
 
 def append_payload(onedir: str, static_file: str) -> None:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+    # Uncompressed ustar: packaging/launcher.c unpacks it with a few lines of C (the
+    # release tarball compresses the whole file anyway).
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         tar.add(onedir, arcname=".")
     payload = buf.getvalue()
     with open(static_file, "ab") as f:
