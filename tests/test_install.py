@@ -123,36 +123,6 @@ def test_wrong_sha256_fails_closed(binary: Path, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
-def test_sigkill_leaves_no_process_and_no_files_with_the_unpacked_layout(
-    binary: Path, tmp_path: Path, sandbox: Sandbox
-) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    assert _install(binary, bin_dir).returncode == 0
-    dev, _ = sandbox.veth()
-    pod = sandbox.pod()
-    state = tmp_path / "state"
-    (state / "locks").mkdir(parents=True)
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    import fcntl
-
-    with open(state / "locks" / f"name-{dev}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # the plugin will wait here until we kill it
-        env = {**os.environ, "CNI_COMMAND": "ADD", "TMPDIR": str(private_tmp), **pod_env(pod)}
-        proc = subprocess.Popen([str(bin_dir / "host-device")], stdin=subprocess.PIPE, env=env)
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(conf_for(Plugin([], str(state)), device=dev, lockTimeout=60)).encode())
-        proc.stdin.close()
-        time.sleep(1.0)
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        proc.kill()
-        proc.wait()
-    assert children == [], "one process, nothing forked that could outlive a runtime's SIGKILL"
-    assert list(private_tmp.iterdir()) == [], "nothing extracted"
-    assert dev in link_names()
-
-
 def test_unpacked_layout_works_with_a_noexec_tmp(binary: Path, tmp_path: Path, sandbox: Sandbox) -> None:
     """Runtimes' hosts often mount /tmp noexec: the installed plugin extracts nothing, so it does not care."""
     bin_dir = tmp_path / "bin"
@@ -193,13 +163,17 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_sigkill_of_the_single_file_leaves_nothing(binary: Path, tmp_path: Path, sandbox: Sandbox) -> None:
-    """The launcher execs the unpacked plugin: one process, nothing extracted per call."""
+@pytest.mark.parametrize("layout", ["single file", "installed"])
+def test_sigkill_leaves_no_process_and_no_files(binary: Path, tmp_path: Path, sandbox: Sandbox, layout: str) -> None:
+    """One process, nothing extracted per call: a runtime's SIGKILL leaves nothing behind."""
     import fcntl
 
-    single = tmp_path / "bin" / "host-device"
-    single.parent.mkdir()
-    shutil.copy2(binary, single)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if layout == "installed":
+        assert _install(binary, bin_dir).returncode == 0
+    else:
+        shutil.copy2(binary, bin_dir / "host-device")
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     state = tmp_path / "state"
@@ -207,9 +181,9 @@ def test_sigkill_of_the_single_file_leaves_nothing(binary: Path, tmp_path: Path,
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     with open(state / "locks" / f"name-{dev}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+        fcntl.flock(held, fcntl.LOCK_EX)  # the plugin waits here until it is killed
         env = {**os.environ, "CNI_COMMAND": "ADD", "TMPDIR": str(private_tmp), **pod_env(pod)}
-        proc = subprocess.Popen([str(single)], stdin=subprocess.PIPE, env=env)
+        proc = subprocess.Popen([str(bin_dir / "host-device")], stdin=subprocess.PIPE, env=env)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(conf_for(Plugin([], str(state)), device=dev, lockTimeout=60)).encode())
         proc.stdin.close()
@@ -217,8 +191,9 @@ def test_sigkill_of_the_single_file_leaves_nothing(binary: Path, tmp_path: Path,
         tree = _descendants(proc.pid)
         proc.kill()
         proc.wait()
-    assert tree == set(), "one process: nothing forked that could outlive the kill"
+    assert tree == set(), "nothing forked that could outlive the kill"
     assert list(private_tmp.iterdir()) == [], "nothing extracted to TMPDIR"
-    caches = [p.name for p in single.parent.iterdir() if p.name.startswith(".host-device.run-")]
-    assert len(caches) == 1, "unpacked once, next to the file, and reused"
+    if layout == "single file":
+        caches = [p.name for p in bin_dir.iterdir() if p.name.startswith(".host-device.run-")]
+        assert len(caches) == 1, "unpacked once, beside the file, and reused"
     assert dev in link_names()
