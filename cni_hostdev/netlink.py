@@ -47,7 +47,6 @@ IFA_F_TENTATIVE = 0x40
 IFA_F_DADFAILED = 0x08
 IFF_LOWER_UP = 0x10000
 IFF_LOOPBACK = 0x8
-RTEXT_FILTER_VF = 1
 _HEADER = struct.Struct("=IHHII")
 
 
@@ -183,7 +182,8 @@ class Rtnl:
     def link(self, *, name: str | None = None, index: int | None = None) -> Link | None:
         msg = _ifinfmsg()
         msg["index"] = index or 0
-        attrs: list[tuple[str, Any]] = [("IFLA_EXT_MASK", RTEXT_FILTER_VF)]
+        # No IFLA_EXT_MASK: VF details (large on SR-IOV NICs) are never needed here.
+        attrs: list[tuple[str, Any]] = []
         if name is not None:
             attrs.append(("IFLA_IFNAME", name))
         msg["attrs"] = attrs
@@ -197,7 +197,6 @@ class Rtnl:
 
     def links(self) -> list[Link]:
         msg = _ifinfmsg()
-        msg["attrs"] = [("IFLA_EXT_MASK", RTEXT_FILTER_VF)]
         return [_link_from_msg(m) for m in self._request(msg, RTM_GETLINK, NLM_F_DUMP)]
 
     def set_link(
