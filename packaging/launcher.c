@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC "HOSTDEV-UNPACKED"
@@ -158,6 +160,29 @@ fail:
     return -1;
 }
 
+/*
+ * After unpacking a new payload, remove the caches of older payloads (and staging
+ * leftovers of crashed unpacks) beside it, so upgrades in place do not pile up.
+ * Only entries untouched for PRUNE_AGE seconds go: no plugin call lasts that long.
+ */
+#define PRUNE_AGE 600
+static void prune(const char *base, const char *keep) {
+    DIR *dir = opendir(base);
+    if (!dir) return;
+    struct dirent *entry;
+    time_t now = time(NULL);
+    while ((entry = readdir(dir)) != NULL) {
+        if (strncmp(entry->d_name, PREFIX, strlen(PREFIX)) != 0 || strcmp(entry->d_name, keep) == 0) continue;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", base, entry->d_name);
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        if (now - st.st_mtime < PRUNE_AGE) continue;
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(dir);
+}
+
 /* Unpack into base/PREFIX<hash>; return 0 when a complete, trusted cache is there afterwards. */
 static int prepare(int self, const struct trailer *t, const char *base, const char *hash, char *cache) {
     snprintf(cache, PATH_MAX, "%s/%s%s", base, PREFIX, hash);
@@ -178,7 +203,10 @@ static int prepare(int self, const struct trailer *t, const char *base, const ch
         }
     }
     if (ok) chmod(staging, 0755);
-    if (ok && rename(staging, cache) == 0) return 0;
+    if (ok && rename(staging, cache) == 0) {
+        prune(base, strrchr(cache, '/') + 1);
+        return 0;
+    }
     nftw(staging, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return complete(cache) ? 0 : -1; /* a racing exec may have won: use its cache */
 }

@@ -197,3 +197,22 @@ def test_sigkill_leaves_no_process_and_no_files(binary: Path, tmp_path: Path, sa
         caches = [p.name for p in bin_dir.iterdir() if p.name.startswith(".host-device.run-")]
         assert len(caches) == 1, "unpacked once, beside the file, and reused"
     assert dev in link_names()
+
+
+def test_single_file_prunes_caches_of_older_payloads(binary: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy2(binary, bin_dir / "host-device")
+    stale, recent = bin_dir / ".host-device.run-00000000000000000000aaaa", bin_dir / ".host-device.run-0000bbbb.tmp42"
+    for leftover in (stale, recent):
+        (leftover / "_internal").mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    out = subprocess.run(
+        [str(bin_dir / "host-device")], input=b"{}", env={"CNI_COMMAND": "VERSION"}, capture_output=True, check=True
+    )
+    assert json.loads(out.stdout)["supportedVersions"]
+    names = {p.name for p in bin_dir.iterdir()}
+    assert stale.name not in names, "an older payload's cache is removed when a new one is unpacked"
+    assert recent.name in names, "anything touched in the last minutes may still be in use: kept"
+    assert len([n for n in names if n.startswith(".host-device.run-") and ".tmp" not in n]) == 1
