@@ -50,6 +50,10 @@ IFF_LOOPBACK = 0x8
 _HEADER = struct.Struct("=IHHII")
 
 
+def _no_multiprocessing(*_: object, **__: object) -> None:
+    raise RuntimeError("pyroute2's multiprocessing helpers are not available in host-device")
+
+
 def _load_message_classes() -> types.SimpleNamespace:
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
@@ -59,9 +63,21 @@ def _load_message_classes() -> types.SimpleNamespace:
         placeholder.__path__ = list(spec.submodule_search_locations)
         placeholder.__spec__ = spec
         sys.modules["pyroute2"] = placeholder
-    from pyroute2.netlink.rtnl import ifaddrmsg as ifaddrmsg_module
-    from pyroute2.netlink.rtnl import ifinfmsg as ifinfmsg_module
-    from pyroute2.netlink.rtnl import rtmsg as rtmsg_module
+    # pyroute2.config binds multiprocessing.Pipe/Queue/Process at import, for IPRoute's
+    # helpers we never use; the real package costs ~6 ms per exec. Stand in for it only
+    # while the message modules load, so that any later import gets the real one.
+    stand_in = None
+    if "multiprocessing" not in sys.modules:
+        stand_in = types.ModuleType("multiprocessing")
+        stand_in.Pipe = stand_in.Queue = stand_in.Process = _no_multiprocessing  # type: ignore[attr-defined]
+        sys.modules["multiprocessing"] = stand_in
+    try:
+        from pyroute2.netlink.rtnl import ifaddrmsg as ifaddrmsg_module
+        from pyroute2.netlink.rtnl import ifinfmsg as ifinfmsg_module
+        from pyroute2.netlink.rtnl import rtmsg as rtmsg_module
+    finally:
+        if stand_in is not None and sys.modules.get("multiprocessing") is stand_in:
+            del sys.modules["multiprocessing"]
 
     return types.SimpleNamespace(
         ifinfmsg=ifinfmsg_module.ifinfmsg, ifaddrmsg=ifaddrmsg_module.ifaddrmsg, rtmsg=rtmsg_module.rtmsg
