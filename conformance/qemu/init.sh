@@ -71,13 +71,9 @@ dmesg -n 1   # keep kernel messages off the console from here on
 # --- helpers --------------------------------------------------------------------
 note() { echo "$*" >> $LOG; }
 
-# cni CMD CONTAINERID NETNS IFNAME CONFFILE: runs the plugin; sets RC, OUT, ERR.
-cni() {
-    note "\$ CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 host-device < $5"
-    note "  stdin: $(cat "$5")"
-    CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 \
-        $PLUGIN < "$5" > /tmp/out 2> /tmp/err
-    RC=$?
+# outcome STATUS: record a plugin run's exit status and /tmp/out, /tmp/err; sets RC, OUT, ERR.
+outcome() {
+    RC=$1
     OUT=$(cat /tmp/out); ERR=$(cat /tmp/err)
     note "  exit $RC"
     [ -n "$OUT" ] && note "  stdout: $OUT"
@@ -85,17 +81,21 @@ cni() {
     return $RC
 }
 
+# cni CMD CONTAINERID NETNS IFNAME CONFFILE: runs the plugin; sets RC, OUT, ERR.
+cni() {
+    note "\$ CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 host-device < $5"
+    note "  stdin: $(cat "$5")"
+    CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 \
+        $PLUGIN < "$5" > /tmp/out 2> /tmp/err
+    outcome $?
+}
+
 # GC carries neither CNI_CONTAINERID, CNI_NETNS nor CNI_IFNAME.
 cni_gc() {
     note "\$ CNI_COMMAND=GC host-device < $1"
     note "  stdin: $(cat "$1")"
     env -u CNI_CONTAINERID -u CNI_NETNS -u CNI_IFNAME CNI_COMMAND=GC $PLUGIN < "$1" > /tmp/out 2> /tmp/err
-    RC=$?
-    OUT=$(cat /tmp/out); ERR=$(cat /tmp/err)
-    note "  exit $RC"
-    [ -n "$OUT" ] && note "  stdout: $OUT"
-    [ -n "$ERR" ] && note "  stderr: $(head -c 2000 /tmp/err)"
-    return $RC
+    outcome $?
 }
 
 plugin_said() { echo "${OUT:-${ERR:-no output}}" | tr '\n' ' ' | head -c 400; }
