@@ -125,19 +125,6 @@ class Selectors:
     def any(self) -> bool:
         return any((self.device, self.hwaddr, self.kernelpath, self.pci_bus_id, self.device_id))
 
-    def describe(self) -> str:
-        parts = []
-        for key, value in (
-            ("device", self.device),
-            ("hwaddr", self.hwaddr),
-            ("kernelpath", self.kernelpath),
-            ("pciBusID", self.pci_bus_id),
-            ("deviceID", self.device_id),
-        ):
-            if value:
-                parts.append(f"{key}={value}")
-        return ", ".join(parts)
-
 
 @dataclass(repr=False, eq=False)
 class NetConf:
