@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import traceback
 from typing import Any, NoReturn
 
+from cni_hostdev import logs
 from cni_hostdev._version import __version__
 from cni_hostdev.errors import INTERNAL, INVALID_CONFIG, NETLINK_FAILURE, CniError
 from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 
-log = logging.getLogger("host-device")
+log = logs.get_logger("host-device")
 
 
 def _emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
@@ -26,13 +25,10 @@ def _emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
     os._exit(status)
 
 
-_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-
 def _apply_log_level(level: object) -> None:
     """Runtimes may show a plugin's stderr to users: quiet unless the config asks for more."""
-    if isinstance(level, str) and level.lower() in _LOG_LEVELS:
-        logging.getLogger().setLevel(_LOG_LEVELS[level.lower()])
+    if isinstance(level, str) and level.lower() in logs.LEVELS:
+        logs.set_level(logs.LEVELS[level.lower()])
 
 
 def _version_answer(stdin: bytes) -> tuple[dict[str, Any], int]:
@@ -91,6 +87,8 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
             log.error("%s", err.msg)
         return err.to_json(cni_version if cni_version in SUPPORTED_VERSIONS else LATEST), 1
     except Exception as err:  # the one place that turns surprises into CNI errors
+        import traceback
+
         from cni_hostdev.netlink import NetlinkError
 
         if isinstance(err, NetlinkError):
@@ -139,11 +137,9 @@ def _cli(args: list[str]) -> int:
     opts = parser.parse_args(args)
 
     if opts.command == "probe":
-        from dataclasses import asdict
-
         from cni_hostdev.probe import cached_probe
 
-        print(json.dumps(asdict(cached_probe(refresh=opts.fresh)), indent=2))
+        print(json.dumps(cached_probe(refresh=opts.fresh).to_json(), indent=2))
         return 0
     if opts.command == "inventory":
         from cni_hostdev.inventory import collect, render
@@ -175,12 +171,11 @@ def _cli(args: list[str]) -> int:
         return 0
     from cni_hostdev.repair import repair_loop
 
-    logging.getLogger().setLevel(logging.INFO)
+    logs.set_level(logs.INFO)
     return repair_loop(opts.data_dir, opts.interval, opts.once)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="host-device: %(levelname)s %(message)s", stream=sys.stderr)
     args = sys.argv[1:]
     # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
     if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cni_hostdev import netns
+from cni_hostdev import logs, netns
 from cni_hostdev.config import CniEnv, NetConf
 from cni_hostdev.errors import (
     CHECK_FAILED,
@@ -39,7 +38,7 @@ from cni_hostdev.netlink import Link
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 STAGING_DIR = "/run/cni-hostdev/staging"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.version import Version
@@ -49,15 +48,27 @@ def normalize_pci(address: str) -> str:
     return address if address.count(":") == 2 else f"0000:{address}"
 
 
-@dataclass(repr=False, eq=False)
+# Plain classes, not dataclasses: see cni_hostdev/result.py.
 class CniEnv:
-    command: str
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict[str, str] = field(default_factory=dict)
-    path: tuple[str, ...] = ()
-    attachable: bool = True  # False: an ifname no ADD would accept
+    __slots__ = ("args", "attachable", "command", "container_id", "ifname", "netns", "path")
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        args: dict[str, str] | None = None,
+        path: tuple[str, ...] = (),
+        attachable: bool = True,
+    ) -> None:
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args if args is not None else {}
+        self.path = path
+        self.attachable = attachable  # False: an ifname no ADD would accept
 
 
 def read_env(environ: dict[str, str] | os._Environ[str]) -> CniEnv:
@@ -114,34 +125,76 @@ def _parse_args(value: str) -> dict[str, str]:
     return args
 
 
-@dataclass(repr=False, eq=False)
 class Selectors:
-    device: str | None = None
-    hwaddr: str | None = None
-    kernelpath: str | None = None
-    pci_bus_id: str | None = None
-    device_id: str | None = None
+    __slots__ = ("device", "device_id", "hwaddr", "kernelpath", "pci_bus_id")
+
+    def __init__(
+        self,
+        device: str | None = None,
+        hwaddr: str | None = None,
+        kernelpath: str | None = None,
+        pci_bus_id: str | None = None,
+        device_id: str | None = None,
+    ) -> None:
+        self.device = device
+        self.hwaddr = hwaddr
+        self.kernelpath = kernelpath
+        self.pci_bus_id = pci_bus_id
+        self.device_id = device_id
 
     def any(self) -> bool:
         return any((self.device, self.hwaddr, self.kernelpath, self.pci_bus_id, self.device_id))
 
 
-@dataclass(repr=False, eq=False)
 class NetConf:
-    cni_version: str
-    version: Version
-    name: str
-    type: str
-    selectors: Selectors
-    move_strategy: str = "auto"
-    data_dir: str = DEFAULT_DATA_DIR
-    ipam: dict[str, Any] | None = None
-    prev_result: Result | None = None
-    valid_attachments: tuple[tuple[str, str], ...] | None = None
-    allow_host_addresses: bool = False
-    lock_timeout: float = 10.0
-    dns: DNS = field(default_factory=DNS)
-    raw: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "allow_host_addresses",
+        "cni_version",
+        "data_dir",
+        "dns",
+        "ipam",
+        "lock_timeout",
+        "move_strategy",
+        "name",
+        "prev_result",
+        "raw",
+        "selectors",
+        "type",
+        "valid_attachments",
+        "version",
+    )
+
+    def __init__(
+        self,
+        cni_version: str,
+        version: Version,
+        name: str,
+        type: str,
+        selectors: Selectors,
+        move_strategy: str = "auto",
+        data_dir: str = DEFAULT_DATA_DIR,
+        ipam: dict[str, Any] | None = None,
+        prev_result: Result | None = None,
+        valid_attachments: tuple[tuple[str, str], ...] | None = None,
+        allow_host_addresses: bool = False,
+        lock_timeout: float = 10.0,
+        dns: DNS | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.cni_version = cni_version
+        self.version = version
+        self.name = name
+        self.type = type
+        self.selectors = selectors
+        self.move_strategy = move_strategy
+        self.data_dir = data_dir
+        self.ipam = ipam
+        self.prev_result = prev_result
+        self.valid_attachments = valid_attachments
+        self.allow_host_addresses = allow_host_addresses
+        self.lock_timeout = lock_timeout
+        self.dns = dns if dns is not None else DNS()
+        self.raw = raw if raw is not None else {}
 
 
 def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:

@@ -9,7 +9,6 @@ SIGKILLs the process there (to prove crash recovery).
 from __future__ import annotations
 
 import os
-import signal
 
 
 class InjectedFault(RuntimeError):
@@ -20,6 +19,8 @@ def checkpoint(step: str) -> None:
     if os.environ.get("CNI_HOSTDEV_TESTING") != "1":
         return
     if os.environ.get("CNI_HOSTDEV_KILL_AT") == step:
+        import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get("CNI_HOSTDEV_FAIL_AT") == step:
         raise InjectedFault(f"injected failure after step {step}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import logging
 import os
 import socket
 import struct
@@ -12,12 +10,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cni_hostdev import netns
+from cni_hostdev import logs, netns
 from cni_hostdev.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILURE, CniError
 from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
 DAD_TIMEOUT = 5.0
 
@@ -141,6 +139,8 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
 
 def _announce(link: Link, ip: IPConfig) -> None:
     """Gratuitous ARP / unsolicited NA, so neighbours learn the device's MAC for the address."""
+    import ipaddress  # lazily: ADDs without IPAM load this module too
+
     address = ipaddress.ip_interface(ip.address).ip
     mac = bytes.fromhex(link.mac.replace(":", ""))
     try:
@@ -162,6 +162,8 @@ def _announce(link: Link, ip: IPConfig) -> None:
 
 def verify(pod: Rtnl, link: Link, result: Result) -> None:
     """CHECK: every address and route prevResult reports is present in the pod."""
+    import ipaddress
+
     present = {str(ipaddress.ip_interface(cidr)) for cidr, _ in pod.addresses(link.index)}
     for ip in result.ips:
         if str(ipaddress.ip_interface(ip.address)) not in present:

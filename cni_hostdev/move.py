@@ -14,38 +14,40 @@ its original attributes.
 from __future__ import annotations
 
 import errno
-import logging
 import os
-from dataclasses import dataclass
 
-from cni_hostdev import netns
+from cni_hostdev import logs, netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.netlink import Link, NetlinkError, Rtnl
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 ATOMIC = "atomic"
 RENAME_THEN_MOVE = "rename-then-move"
 
 
-@dataclass(repr=False, eq=False)
 class Original:
     """What the device looked like in the host before we took it."""
 
-    name: str
-    alias: str | None
-    mac: str
-    mtu: int
-    up: bool
+    __slots__ = ("alias", "mac", "mtu", "name", "up")
+
+    def __init__(self, name: str, alias: str | None, mac: str, mtu: int, up: bool) -> None:
+        self.name = name
+        self.alias = alias
+        self.mac = mac
+        self.mtu = mtu
+        self.up = up
 
 
-@dataclass(repr=False, eq=False)
 class Namespace:
     """A netns we can both name by fd (as a move target) and talk to."""
 
-    fd: int
-    rtnl: Rtnl
+    __slots__ = ("fd", "rtnl")
+
+    def __init__(self, fd: int, rtnl: Rtnl) -> None:
+        self.fd = fd
+        self.rtnl = rtnl
 
     @classmethod
     def open(cls, fd: int) -> Namespace:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import ipaddress
 import os
 import socket
 import struct
 import sys
 import types
-from dataclasses import dataclass
 from typing import Any
+
+from cni_hostdev import logs
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -54,6 +54,42 @@ def _no_multiprocessing(*_: object, **__: object) -> None:
     raise RuntimeError("pyroute2's multiprocessing helpers are not available in host-device")
 
 
+def _real_traceback() -> types.ModuleType:
+    import traceback  # the stand-in is gone by the time pyroute2 reports a decoding error
+
+    return traceback
+
+
+def _stand_ins() -> dict[str, types.ModuleType]:
+    """Modules pyroute2's message modules import for features we never use.
+
+    Each real one costs start-up time on every exec: `multiprocessing` (~6 ms; IPRoute's
+    helpers), `logging` with `traceback` (~8 ms; our stderr writer takes pyroute2's
+    warnings), `platform` (~3 ms; uname and architecture, which os and struct answer).
+    They stand in only while the message modules load, so a later import gets the real one.
+    """
+    multiprocessing = types.ModuleType("multiprocessing")
+    multiprocessing.Pipe = multiprocessing.Queue = multiprocessing.Process = _no_multiprocessing  # type: ignore[attr-defined]
+
+    logging = types.ModuleType("logging")
+    logging.getLogger = logs.get_logger  # type: ignore[attr-defined]
+    logging.error = logs.get_logger("pyroute2").error  # type: ignore[attr-defined]
+    logging.warning = logs.get_logger("pyroute2").warning  # type: ignore[attr-defined]
+
+    traceback = types.ModuleType("traceback")
+    traceback.format_exc = lambda *a, **k: _real_traceback().format_exc(*a, **k)  # type: ignore[attr-defined]
+    traceback.format_stack = lambda *a, **k: _real_traceback().format_stack(*a, **k)  # type: ignore[attr-defined]
+
+    uname = os.uname()
+    platform = types.ModuleType("platform")
+    platform.uname = lambda: types.SimpleNamespace(  # type: ignore[attr-defined]
+        system=uname.sysname, node=uname.nodename, release=uname.release, version=uname.version, machine=uname.machine
+    )
+    platform.machine = lambda: uname.machine  # type: ignore[attr-defined]
+    platform.architecture = lambda executable="": (f"{struct.calcsize('P') * 8}bit", "ELF")  # type: ignore[attr-defined]
+    return {"multiprocessing": multiprocessing, "logging": logging, "traceback": traceback, "platform": platform}
+
+
 def _load_message_classes() -> types.SimpleNamespace:
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
@@ -63,21 +99,16 @@ def _load_message_classes() -> types.SimpleNamespace:
         placeholder.__path__ = list(spec.submodule_search_locations)
         placeholder.__spec__ = spec
         sys.modules["pyroute2"] = placeholder
-    # pyroute2.config binds multiprocessing.Pipe/Queue/Process at import, for IPRoute's
-    # helpers we never use; the real package costs ~6 ms per exec. Stand in for it only
-    # while the message modules load, so that any later import gets the real one.
-    stand_in = None
-    if "multiprocessing" not in sys.modules:
-        stand_in = types.ModuleType("multiprocessing")
-        stand_in.Pipe = stand_in.Queue = stand_in.Process = _no_multiprocessing  # type: ignore[attr-defined]
-        sys.modules["multiprocessing"] = stand_in
+    installed = {name: module for name, module in _stand_ins().items() if name not in sys.modules}
+    sys.modules.update(installed)
     try:
         from pyroute2.netlink.rtnl import ifaddrmsg as ifaddrmsg_module
         from pyroute2.netlink.rtnl import ifinfmsg as ifinfmsg_module
         from pyroute2.netlink.rtnl import rtmsg as rtmsg_module
     finally:
-        if stand_in is not None and sys.modules.get("multiprocessing") is stand_in:
-            del sys.modules["multiprocessing"]
+        for name, module in installed.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
     return types.SimpleNamespace(
         ifinfmsg=ifinfmsg_module.ifinfmsg, ifaddrmsg=ifaddrmsg_module.ifaddrmsg, rtmsg=rtmsg_module.rtmsg
@@ -94,19 +125,46 @@ class NetlinkError(OSError):
     """A request the kernel refused; `errno` is the kernel's answer."""
 
 
-@dataclass(repr=False, eq=False)
 class Link:
-    index: int
-    name: str
-    flags: int
-    mtu: int
-    mac: str
-    perm_mac: str | None
-    alias: str | None
-    master: int | None
-    kind: str | None
-    parent_bus: str | None
-    parent_dev: str | None
+    __slots__ = (
+        "alias",
+        "flags",
+        "index",
+        "kind",
+        "mac",
+        "master",
+        "mtu",
+        "name",
+        "parent_bus",
+        "parent_dev",
+        "perm_mac",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        flags: int,
+        mtu: int,
+        mac: str,
+        perm_mac: str | None,
+        alias: str | None,
+        master: int | None,
+        kind: str | None,
+        parent_bus: str | None,
+        parent_dev: str | None,
+    ) -> None:
+        self.index = index
+        self.name = name
+        self.flags = flags
+        self.mtu = mtu
+        self.mac = mac
+        self.perm_mac = perm_mac
+        self.alias = alias
+        self.master = master
+        self.kind = kind
+        self.parent_bus = parent_bus
+        self.parent_dev = parent_dev
 
     @property
     def up(self) -> bool:
@@ -314,6 +372,8 @@ class Rtnl:
         return out
 
     def add_address(self, index: int, cidr: str) -> None:
+        import ipaddress  # only IPAM needs it
+
         iface = ipaddress.ip_interface(cidr)
         msg = _ifaddrmsg()
         msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
@@ -337,6 +397,8 @@ class Rtnl:
         table: int | None = None,
         scope: int | None = None,
     ) -> None:
+        import ipaddress
+
         network = ipaddress.ip_network(dst, strict=False)
         msg = _rtmsg()
         msg["family"] = socket.AF_INET if network.version == 4 else socket.AF_INET6

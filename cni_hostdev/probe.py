@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-from dataclasses import asdict, dataclass
 
 from cni_hostdev import netns
 from cni_hostdev.netlink import NetlinkError, Rtnl
@@ -20,13 +18,21 @@ CACHE_FILE = "probe.json"
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-@dataclass(repr=False, eq=False)
 class ProbeResult:
-    kernel: str
-    bootId: str
-    atomicMoveRename: bool
-    liveRename: bool
-    cached: bool = False
+    # Field names are the cache file's (and `host-device probe`'s) JSON keys.
+    __slots__ = ("atomicMoveRename", "bootId", "cached", "kernel", "liveRename")
+
+    def __init__(
+        self, kernel: str, bootId: str, atomicMoveRename: bool, liveRename: bool, cached: bool = False
+    ) -> None:
+        self.kernel = kernel
+        self.bootId = bootId
+        self.atomicMoveRename = atomicMoveRename
+        self.liveRename = liveRename
+        self.cached = cached
+
+    def to_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def _boot_id() -> str:
@@ -63,13 +69,13 @@ def run_probe() -> ProbeResult:
     finally:
         os.close(source_fd)
         os.close(target_fd)
-    return ProbeResult(kernel=platform.release(), bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
+    return ProbeResult(kernel=os.uname().release, bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
 
 
 def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeResult:
     """The probe result for this boot; /run is emptied at boot, and the key guards kexec too."""
     path = os.path.join(cache_dir, CACHE_FILE)
-    kernel, boot_id = platform.release(), _boot_id()
+    kernel, boot_id = os.uname().release, _boot_id()
     try:
         if refresh:
             raise FileNotFoundError(path)
@@ -92,7 +98,7 @@ def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeR
         tmp = f"{path}.{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(asdict(result), f)
+            json.dump(result.to_json(), f)
         os.replace(tmp, path)
     except OSError:
         pass  # an unwritable cache only costs a re-probe next time

@@ -7,17 +7,17 @@ records and restores them, as GC would, without waiting for the runtime.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
 
+from cni_hostdev import logs
 from cni_hostdev.commands import release_records
 from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
 from cni_hostdev.state import StateStore
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 def repair_once(data_dir: str) -> int:

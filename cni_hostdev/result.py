@@ -6,8 +6,6 @@ in whatever version a config or an IPAM plugin speaks.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -37,48 +35,85 @@ def parse_version(text: str) -> Version:
     return Version(text)
 
 
-@dataclass(repr=False, eq=False)
+# Plain classes, not dataclasses: `dataclasses` imports `inspect` and compiles an
+# __init__ per class at import, ~10 ms of every exec on this path.
 class Interface:
-    name: str
-    mac: str = ""
-    mtu: int | None = None
-    sandbox: str = ""
-    pci_id: str | None = None
-    socket_path: str | None = None
+    __slots__ = ("mac", "mtu", "name", "pci_id", "sandbox", "socket_path")
+
+    def __init__(
+        self,
+        name: str,
+        mac: str = "",
+        mtu: int | None = None,
+        sandbox: str = "",
+        pci_id: str | None = None,
+        socket_path: str | None = None,
+    ) -> None:
+        self.name = name
+        self.mac = mac
+        self.mtu = mtu
+        self.sandbox = sandbox
+        self.pci_id = pci_id
+        self.socket_path = socket_path
 
 
-@dataclass(repr=False, eq=False)
 class IPConfig:
-    address: str  # CIDR
-    gateway: str | None = None
-    interface: int | None = None
+    __slots__ = ("address", "gateway", "interface")
+
+    def __init__(self, address: str, gateway: str | None = None, interface: int | None = None) -> None:
+        self.address = address  # CIDR
+        self.gateway = gateway
+        self.interface = interface
 
     @property
     def family(self) -> int:
+        import ipaddress  # only results with IPs need it
+
         return ipaddress.ip_interface(self.address).version
 
 
-@dataclass(repr=False, eq=False)
 class Route:
-    dst: str
-    gw: str | None = None
-    mtu: int | None = None
-    advmss: int | None = None
-    priority: int | None = None
-    table: int | None = None
-    scope: int | None = None
+    __slots__ = ("advmss", "dst", "gw", "mtu", "priority", "scope", "table")
+
+    def __init__(
+        self,
+        dst: str,
+        gw: str | None = None,
+        mtu: int | None = None,
+        advmss: int | None = None,
+        priority: int | None = None,
+        table: int | None = None,
+        scope: int | None = None,
+    ) -> None:
+        self.dst = dst
+        self.gw = gw
+        self.mtu = mtu
+        self.advmss = advmss
+        self.priority = priority
+        self.table = table
+        self.scope = scope
 
     @property
     def family(self) -> int:
+        import ipaddress
+
         return ipaddress.ip_network(self.dst, strict=False).version
 
 
-@dataclass(repr=False, eq=False)
 class DNS:
-    nameservers: list[str] = field(default_factory=list)
-    domain: str = ""
-    search: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
+    __slots__ = ("domain", "nameservers", "options", "search")
+
+    def __init__(
+        self,
+        nameservers: list[str] | None = None,
+        domain: str = "",
+        search: list[str] | None = None,
+        options: list[str] | None = None,
+    ) -> None:
+        self.nameservers = nameservers if nameservers is not None else []
+        self.domain = domain
+        self.search = search if search is not None else []
+        self.options = options if options is not None else []
 
     def empty(self) -> bool:
         return not (self.nameservers or self.domain or self.search or self.options)
@@ -110,12 +145,20 @@ class DNS:
 _ROUTE_EXTRAS = ("mtu", "advmss", "priority", "table", "scope")
 
 
-@dataclass(repr=False, eq=False)
 class Result:
-    interfaces: list[Interface] = field(default_factory=list)
-    ips: list[IPConfig] = field(default_factory=list)
-    routes: list[Route] = field(default_factory=list)
-    dns: DNS = field(default_factory=DNS)
+    __slots__ = ("dns", "interfaces", "ips", "routes")
+
+    def __init__(
+        self,
+        interfaces: list[Interface] | None = None,
+        ips: list[IPConfig] | None = None,
+        routes: list[Route] | None = None,
+        dns: DNS | None = None,
+    ) -> None:
+        self.interfaces = interfaces if interfaces is not None else []
+        self.ips = ips if ips is not None else []
+        self.routes = routes if routes is not None else []
+        self.dns = dns if dns is not None else DNS()
 
     def can_print_as(self, version: Version) -> bool:
         """0.1.0/0.2.0 results are built around ip4/ip6, so they need at least one address."""
@@ -186,7 +229,7 @@ class Result:
                 )
             for ip in obj.get("ips") or []:
                 result.ips.append(IPConfig(str(ip["address"]), ip.get("gateway"), ip.get("interface")))
-                ipaddress.ip_interface(result.ips[-1].address)
+                _check_interface(result.ips[-1].address)
             for r in obj.get("routes") or []:
                 result.routes.append(_route_from_json(r))
             return result
@@ -201,10 +244,22 @@ class Result:
             if not block:
                 continue
             result.ips.append(IPConfig(str(block["ip"]), block.get("gateway")))
-            ipaddress.ip_interface(result.ips[-1].address)
+            _check_interface(result.ips[-1].address)
             for r in block.get("routes") or []:
                 result.routes.append(_route_from_json(r))
         return result
+
+
+def _check_interface(cidr: str) -> None:
+    import ipaddress  # imported only when a result carries addresses
+
+    ipaddress.ip_interface(cidr)
+
+
+def _check_network(cidr: str) -> None:
+    import ipaddress
+
+    ipaddress.ip_network(cidr, strict=False)
 
 
 def _interface_json(iface: Interface, version: Version) -> dict[str, Any]:
@@ -238,7 +293,7 @@ def _route_json(route: Route, version: Version) -> dict[str, Any]:
 
 def _route_from_json(obj: Any) -> Route:
     route = Route(dst=str(obj["dst"]), gw=obj.get("gw"))
-    ipaddress.ip_network(route.dst, strict=False)
+    _check_network(route.dst)
     for key in _ROUTE_EXTRAS:
         value = obj.get(key)
         if value is not None:

@@ -8,49 +8,84 @@ directories, and are never opened through a symlink.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
-from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
+from cni_hostdev import logs
 from cni_hostdev.errors import STATE_FAILURE, CniError
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 RECORD_SUFFIX = ".json"
 
 
-@dataclass(repr=False, eq=False)
+_REQUIRED = (
+    "network",
+    "container_id",
+    "ifname",
+    "netns",
+    "original_name",
+    "original_alias",
+    "mac",
+    "perm_mac",
+    "mtu",
+    "was_up",
+    "ifindex",
+    "pci_address",
+)
+
+
 class Record:
-    network: str
-    container_id: str
-    ifname: str
-    netns: str
-    original_name: str
-    original_alias: str | None
-    mac: str
-    perm_mac: str | None
-    mtu: int
-    was_up: bool
-    ifindex: int
-    pci_address: str | None
-    strategy: str = ""
-    phase: str = "claimed"
-    staging: str | None = None  # bind-mounted staging netns of rename-then-move, while in use
-    kind: str = "netdev"  # or "userspace": a PCI function bound to a DPDK-style driver, never moved
+    # A plain class, not a dataclass: see cni_hostdev/result.py.
+    __slots__ = (*_REQUIRED, "strategy", "phase", "staging", "kind")
+
+    def __init__(
+        self,
+        network: str,
+        container_id: str,
+        ifname: str,
+        netns: str,
+        original_name: str,
+        original_alias: str | None,
+        mac: str,
+        perm_mac: str | None,
+        mtu: int,
+        was_up: bool,
+        ifindex: int,
+        pci_address: str | None,
+        strategy: str = "",
+        phase: str = "claimed",
+        staging: str | None = None,
+        kind: str = "netdev",
+    ) -> None:
+        self.network = network
+        self.container_id = container_id
+        self.ifname = ifname
+        self.netns = netns
+        self.original_name = original_name
+        self.original_alias = original_alias
+        self.mac = mac
+        self.perm_mac = perm_mac
+        self.mtu = mtu
+        self.was_up = was_up
+        self.ifindex = ifindex
+        self.pci_address = pci_address
+        self.strategy = strategy
+        self.phase = phase
+        self.staging = staging  # bind-mounted staging netns of rename-then-move, while in use
+        self.kind = kind  # or "userspace": a PCI function bound to a DPDK-style driver, never moved
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_json(cls, obj: Any) -> Record:
         if not isinstance(obj, dict):
             raise ValueError("record is not a JSON object")
-        names = {f.name for f in fields(cls)}
-        missing = [f.name for f in fields(cls) if f.name not in obj and f.default is MISSING]
+        missing = [name for name in _REQUIRED if name not in obj]
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}")
-        record = cls(**{k: v for k, v in obj.items() if k in names})
+        record = cls(**{k: v for k, v in obj.items() if k in cls.__slots__})
         if not isinstance(record.original_name, str) or not isinstance(record.ifindex, int):
             raise ValueError("record has fields of the wrong type")
         return record
