@@ -18,12 +18,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # patchelf and a static libc (libc6-dev, with gcc) build the single file (packaging/unpacked.py, launcher.c);
-# the tests delegate to the reference static/host-local IPAM plugins in /usr/lib/cni.
+# the tests delegate to the reference static/host-local IPAM plugins in /usr/lib/cni; `make bench`
+# reads peak RSS with GNU time.
 sysdeps:
 	@command -v patchelf >/dev/null && command -v readelf >/dev/null && command -v ip >/dev/null \
-	  && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] && [ -x /usr/lib/cni/host-local ] || \
+	  && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/bin/time ] || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      patchelf binutils gcc libc6-dev iproute2 containernetworking-plugins; }
+	      patchelf binutils gcc libc6-dev iproute2 containernetworking-plugins time; }
 
 dist/host-device: $(STAMP) $(SOURCES) | sysdeps
 	packaging/freeze.sh $(PY)

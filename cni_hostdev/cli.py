@@ -15,7 +15,7 @@ from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 log = logs.get_logger("host-device")
 
 
-def _emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
+def emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
     if obj is not None:
         sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -130,6 +130,8 @@ def _cli(args: list[str]) -> int:
     install.add_argument(
         "--node-bin-dir", help="the bin dir's path on the node, when --bin-dir is where a container mounts it"
     )
+    serve = sub.add_parser("serve", help="run plugin calls of the single file in a warm process (optional; faster)")
+    serve.add_argument("--socket", default=None, help="unix socket the launcher connects to")
     repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
     repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
@@ -169,6 +171,11 @@ def _cli(args: list[str]) -> int:
             sys.stderr.write(f"host-device install: {err}\n")
             return 1
         return 0
+    if opts.command == "serve":
+        from cni_hostdev import server
+
+        logs.set_level(logs.INFO)
+        return server.serve(opts.socket or server.DEFAULT_SOCKET)
     from cni_hostdev.repair import repair_loop
 
     logs.set_level(logs.INFO)
@@ -184,5 +191,5 @@ def main() -> None:
         except OSError:
             stdin = b""
         obj, status = run_plugin(os.environ, stdin)
-        _emit(obj, status)
+        emit(obj, status)
     sys.exit(_cli(args))

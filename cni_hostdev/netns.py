@@ -35,6 +35,11 @@ def setns(fd: int) -> None:
     _check(_libc.setns(fd, CLONE_NEWNET), "setns")
 
 
+def join(fd: int) -> None:
+    """Enter the namespace `fd` names, of whatever type (a mount namespace needs a single thread)."""
+    _check(_libc.setns(fd, 0), "setns")
+
+
 def open_netns(path: str) -> int:
     """Open `path` and make sure it is a network namespace, not any other file."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -18,6 +18,8 @@ import tempfile
 import time
 
 REFERENCE = "/usr/lib/cni/host-device"
+TIME = "/usr/bin/time"  # GNU time (Debian package "time")
+RSS_FILE = os.path.join(tempfile.gettempdir(), f"tbench-rss-{os.getpid()}")
 TAG = f"tb{os.getpid() % 1000}"
 
 
@@ -25,23 +27,38 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-def run(plugin: str, command: str, conf: dict[str, object], env: dict[str, str]) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB) of one exec, the RSS of its whole waited-for process tree."""
-    full = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni", **env}
+Variant = tuple[str, dict[str, str]]  # the plugin's path, and what its environment adds
+
+
+def run(
+    variant: Variant, command: str, conf: dict[str, object], env: dict[str, str], *, measure_rss: bool = False
+) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB) of one exec.
+
+    The RSS comes from GNU time, a small process: a child forked from this Python
+    process keeps its RSS high-water mark across exec, which would hide a plugin
+    smaller than the benchmark itself. Those runs are not timed.
+    """
+    plugin, extra = variant
+    full = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni", **extra, **env}
+    argv = [TIME, "-f", "%M", "-o", RSS_FILE, plugin] if measure_rss else [plugin]
     start = time.perf_counter()
-    proc = subprocess.Popen([plugin], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(conf).encode())
     proc.stdin.close()
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status = os.waitpid(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{plugin} {command} failed: {out.decode()} {proc.stderr.read().decode() if proc.stderr else ''}"
         )
-    return elapsed, usage.ru_maxrss
+    if measure_rss:
+        with open(RSS_FILE) as f:
+            return elapsed, int(f.read().split()[-1])
+    return elapsed, 0
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
@@ -49,7 +66,7 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.9) - 1)] * 1000
 
 
-def bench(variants: dict[str, str], rounds: int, data_dir: str) -> dict[str, dict[str, list[float]]]:
+def bench(variants: dict[str, Variant], rounds: int, data_dir: str) -> dict[str, dict[str, list[float]]]:
     dev, peer, pod = f"{TAG}a", f"{TAG}b", f"{TAG}ns"
     ip("link", "add", dev, "type", "veth", "peer", "name", peer)
     ip("netns", "add", pod)
@@ -67,20 +84,21 @@ def bench(variants: dict[str, str], rounds: int, data_dir: str) -> dict[str, dic
                     "device": dev,
                     "dataDir": data_dir,
                 }
-                t, rss = run(plugin, "VERSION", {"cniVersion": "1.0.0"}, {})
-                results[name]["VERSION"].append(t)
-                t, rss_add = run(plugin, "ADD", conf, env)
-                results[name]["ADD"].append(t)
-                t, rss_del = run(plugin, "DEL", conf, env)
-                results[name]["DEL"].append(t)
-                results[name]["rss"].append(max(rss, rss_add, rss_del))
+                results[name]["VERSION"].append(run(plugin, "VERSION", {"cniVersion": "1.0.0"}, {})[0])
+                results[name]["ADD"].append(run(plugin, "ADD", conf, env)[0])
+                results[name]["DEL"].append(run(plugin, "DEL", conf, env)[0])
+        for name, plugin in variants.items():
+            conf = {"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "device": dev, "dataDir": data_dir}
+            for command, stdin in (("VERSION", {"cniVersion": "1.0.0"}), ("ADD", conf), ("DEL", conf)):
+                results[name]["rss"].append(run(plugin, command, stdin, env, measure_rss=True)[1])
     finally:
         subprocess.run(["ip", "netns", "del", pod], capture_output=True)
         subprocess.run(["ip", "link", "del", dev], capture_output=True)
     return results
 
 
-def parallel_adds(plugin: str, count: int, data_dir: str) -> float:
+def parallel_adds(variant: Variant, count: int, data_dir: str) -> float:
+    plugin, extra = variant
     devs = [f"{TAG}p{n}" for n in range(count)]
     pods = [f"{TAG}q{n}" for n in range(count)]
     for n in range(count):
@@ -104,6 +122,7 @@ def parallel_adds(plugin: str, count: int, data_dir: str) -> float:
                 "CNI_NETNS": f"/run/netns/{pods[n]}",
                 "CNI_IFNAME": "net1",
                 "CNI_PATH": "/usr/lib/cni",
+                **extra,
             }
             proc = subprocess.Popen([plugin], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
             assert proc.stdin is not None
@@ -121,6 +140,27 @@ def parallel_adds(plugin: str, count: int, data_dir: str) -> float:
             subprocess.run(["ip", "link", "del", devs[n]], capture_output=True)
 
 
+def report(variants: dict[str, Variant], opts: argparse.Namespace, work: str) -> None:
+    results = bench(variants, opts.rounds, os.path.join(work, "state"))
+    ref = {cmd: summary(results["reference Go host-device"][cmd])[0] for cmd in ("VERSION", "ADD", "DEL")}
+    print(f"\n{opts.rounds} interleaved rounds, veth, no IPAM; medians (p90) in ms, ratio = ours / reference\n")
+    print("| variant | VERSION | ADD | DEL | ADD ratio | DEL ratio | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for name, data in results.items():
+        cells = []
+        for cmd in ("VERSION", "ADD", "DEL"):
+            median, p90 = summary(data[cmd])
+            cells.append(f"{median:.1f} ({p90:.1f})")
+        add_ratio = summary(data["ADD"])[0] / ref["ADD"]
+        del_ratio = summary(data["DEL"])[0] / ref["DEL"]
+        rss = max(data["rss"]) / 1024
+        print(f"| {name} | {' | '.join(cells)} | {add_ratio:.2f}x | {del_ratio:.2f}x | {rss:.1f} MB |")
+    print(f"\n{opts.parallel} ADDs of distinct devices started at once (wall time):\n")
+    for name, variant in variants.items():
+        wall = parallel_adds(variant, opts.parallel, os.path.join(work, f"storm-{len(name)}"))
+        print(f"- {name}: {wall:.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="dist/host-device")
@@ -132,29 +172,29 @@ def main() -> int:
         bin_dir = os.path.join(work, "bin")
         os.mkdir(bin_dir)
         subprocess.run([opts.binary, "install", "--bin-dir", bin_dir], check=True, capture_output=True)
-        variants = {
-            "reference Go host-device": REFERENCE,
-            "ours: static single file": os.path.abspath(opts.binary),
-            "ours: installed (unpacked)": os.path.join(bin_dir, "host-device"),
+        single = os.path.abspath(opts.binary)
+        sock = os.path.join(work, "server.sock")
+        alone = {"CNI_HOSTDEV_SERVER": "off"}  # whatever serves on this machine stays out of these rows
+        variants: dict[str, Variant] = {
+            "reference Go host-device": (REFERENCE, {}),
+            "ours: static single file": (single, alone),
+            "ours: installed (unpacked)": (os.path.join(bin_dir, "host-device"), alone),
+            "ours: single file + `host-device serve`": (single, {"CNI_HOSTDEV_SERVER": sock}),
         }
-        results = bench(variants, opts.rounds, os.path.join(work, "state"))
-        ref = {cmd: summary(results["reference Go host-device"][cmd])[0] for cmd in ("VERSION", "ADD", "DEL")}
-        print(f"\n{opts.rounds} interleaved rounds, veth, no IPAM; medians (p90) in ms, ratio = ours / reference\n")
-        print("| variant | VERSION | ADD | DEL | ADD ratio | DEL ratio | peak RSS |")
-        print("|---|---|---|---|---|---|---|")
-        for name, data in results.items():
-            cells = []
-            for cmd in ("VERSION", "ADD", "DEL"):
-                median, p90 = summary(data[cmd])
-                cells.append(f"{median:.1f} ({p90:.1f})")
-            add_ratio = summary(data["ADD"])[0] / ref["ADD"]
-            del_ratio = summary(data["DEL"])[0] / ref["DEL"]
-            rss = max(data["rss"]) / 1024
-            print(f"| {name} | {' | '.join(cells)} | {add_ratio:.2f}x | {del_ratio:.2f}x | {rss:.1f} MB |")
-        print(f"\n{opts.parallel} ADDs of distinct devices started at once (wall time):\n")
-        for name, plugin in variants.items():
-            wall = parallel_adds(plugin, opts.parallel, os.path.join(work, f"storm-{len(name)}"))
-            print(f"- {name}: {wall:.2f} s")
+        server = subprocess.Popen([single, "serve", "--socket", sock], stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(sock):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("host-device serve did not start")
+                time.sleep(0.05)
+            report(variants, opts, work)
+            with open(f"/proc/{server.pid}/status") as f:
+                hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+            print(f"\nThe server's own peak RSS: {int(hwm) / 1024:.1f} MB (children: copy-on-write forks).")
+        finally:
+            server.terminate()
+            server.wait()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

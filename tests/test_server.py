@@ -1,0 +1,252 @@
+"""`host-device serve`: the single file hands plugin calls to a warm server, or runs them itself."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cni_hostdev import server
+from tests.conftest import BINARY, ROOT, Plugin, Sandbox, conf_for, link_json, pod_env
+
+
+class Server:
+    def __init__(self, argv: list[str], sock: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.sock = sock
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [*argv, "serve", "--socket", str(sock)], stdout=self._log, stderr=self._log, env=env
+        )
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert self.proc.poll() is None, f"server exited: {self.log()}"
+            assert time.monotonic() < deadline, f"server did not listen: {self.log()}"
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def children(self) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    status = Path(f"/proc/{entry}/status").read_text()
+                except OSError:
+                    continue
+                if f"\nPPid:\t{self.proc.pid}\n" in status:
+                    found.append(int(entry))
+        return found
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        status = self.proc.wait(timeout=30)
+        self._log.close()
+        return status
+
+
+def _start(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    srv = Server(argv, tmp_path / "server.sock", tmp_path / "server.log", env)
+    try:
+        yield srv
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+
+
+@pytest.fixture
+def warm(tmp_path: Path) -> Iterator[Server]:
+    if not BINARY.exists():
+        pytest.skip("dist/host-device is not built (make binary)")
+    yield from _start([str(BINARY)], tmp_path)
+
+
+def _served(plugin: Plugin, srv: Server) -> Plugin:
+    return Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": str(srv.sock)})
+
+
+def _wait_for(predicate: object, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_served_add_check_del(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    dev, _ = sandbox.veth()
+    mac = link_json(dev)["address"]  # type: ignore[index]
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert added.out is not None and added.out["interfaces"][0]["name"] == "net1"
+    assert link_json("net1", pod)["address"] == mac  # type: ignore[index]
+    assert link_json(dev) is None
+    checked = plugin.run("CHECK", {**conf, "prevResult": added.out}, **pod_env(pod))
+    assert checked.status == 0, checked.stdout + checked.stderr
+    deleted = plugin.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    assert link_json(dev)["address"] == mac  # type: ignore[index]
+    log = warm.log()
+    for command in ("ADD", "CHECK", "DEL"):
+        assert f"{command} ctr1/net1 (child" in log and "status 0" in log, log
+
+
+def test_served_error_reaches_the_caller(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    missing = sandbox.name("zz")
+    outcome = plugin.run("ADD", conf_for(plugin, device=missing), **pod_env(pod))
+    assert outcome.status == 1 and outcome.code == 100, outcome.stdout
+    assert missing in outcome.out["msg"]  # type: ignore[index]
+    assert missing in outcome.stderr  # the child wrote to the caller's stderr, not the server's
+    assert missing not in warm.log()
+    assert "ADD ctr1/net1 (child" in warm.log() and "status 1" in warm.log()
+
+
+def test_server_in_another_mount_namespace_enters_the_callers(
+    sandbox: Sandbox, binary_plugin: Plugin, tmp_path: Path
+) -> None:
+    """As in a DaemonSet: /run/netns of the caller is not what the server sees."""
+    if not BINARY.exists():
+        pytest.skip("dist/host-device is not built (make binary)")
+    hidden = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs none /run/netns && exec "$@"',
+        "-",
+    ]
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    for srv in _start([*hidden, str(BINARY)], tmp_path):
+        plugin = _served(binary_plugin, srv)
+        conf = conf_for(plugin, device=dev)
+        added = plugin.run("ADD", conf, **pod_env(pod))
+        assert added.status == 0, added.stdout + added.stderr
+        assert link_json("net1", pod) is not None
+        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        assert link_json(dev) is not None
+        assert "ADD ctr1/net1 (child" in srv.log() and "DEL ctr1/net1 (child" in srv.log()
+
+
+def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    lock_dir = Path(plugin.data_dir) / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the child waits for the device's lock
+        env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
+        caller = subprocess.Popen(
+            plugin.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**env, **pod_env(pod)}
+        )
+        assert caller.stdin is not None
+        caller.stdin.write(__import__("json").dumps(conf).encode())
+        caller.stdin.close()
+        _wait_for(lambda: warm.children(), "the server's child")
+        child = warm.children()[0]
+        caller.kill()  # what a runtime's timeout does
+        caller.wait()
+        _wait_for(lambda: not Path(f"/proc/{child}").exists(), "the child to be killed")
+    assert "the caller went away" in warm.log()
+    assert link_json(dev) is not None  # nothing was moved
+    assert plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+
+
+def test_child_killed_mid_command_is_rerun_by_the_caller(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """A child dying by a signal leaves the command to the caller, as after a crash of the plugin itself."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    killed = plugin.run("ADD", conf, CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="record-written", **pod_env(pod))
+    assert killed.status == -signal.SIGKILL  # the rerun here died at the same step
+    assert "killed by signal 9; the caller runs it itself" in warm.log()
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert link_json(dev) is not None
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+
+
+def test_server_of_another_build_leaves_the_command_to_the_caller(
+    sandbox: Sandbox, binary_plugin: Plugin, tmp_path: Path
+) -> None:
+    """A server not started from this very file (here: from source) never runs its calls."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    for srv in _start([sys.executable, "-m", "cni_hostdev"], tmp_path, env):
+        plugin = _served(binary_plugin, srv)
+        conf = conf_for(plugin, device=dev)
+        added = plugin.run("ADD", conf, **pod_env(pod))
+        assert added.status == 0, added.stdout + added.stderr
+        assert link_json("net1", pod) is not None
+        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        assert "caller runs ADD itself: the caller is build" in srv.log()
+        assert "(child" not in srv.log()
+
+
+def test_sigterm_stops_the_server_and_callers_carry_on(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    assert warm.stop() == 0
+    assert not warm.sock.exists()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    assert plugin.run("ADD", conf, **pod_env(pod)).status == 0
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert "(child" not in warm.log()
+
+
+def test_parallel_served_adds(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    plugin = _served(binary_plugin, warm)
+    pod = sandbox.pod()
+    devices = [sandbox.veth(f"v{i}")[0] for i in range(8)]
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
+    procs = []
+    for i, dev in enumerate(devices):
+        proc = subprocess.Popen(
+            plugin.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**env, **pod_env(pod, f"c{i}", f"net{i}")},
+        )
+        procs.append(proc)
+        assert proc.stdin is not None
+        proc.stdin.write(__import__("json").dumps(conf_for(plugin, device=dev)).encode())
+        proc.stdin.close()
+    assert [p.wait(timeout=60) for p in procs] == [0] * len(devices)
+    assert all(link_json(f"net{i}", pod) is not None for i in range(len(devices)))
+    for i, dev in enumerate(devices):
+        assert plugin.run("DEL", conf_for(plugin, device=dev), **pod_env(pod, f"c{i}", f"net{i}")).status == 0
+    assert all(link_json(dev) is not None for dev in devices)
+    assert warm.log().count("ADD c") == len(devices)
+
+
+def test_request_parsing_rejects_what_the_launcher_never_sends() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(struct.pack("<8sI", b"NOTMAGIC", 10))
+        with pytest.raises(server.BadRequest):
+            server.read_request(ours)
