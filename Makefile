@@ -42,9 +42,11 @@ demo: binary
 	tests/demo.sh dist/host-device
 
 # Black-box suites against the frozen binary: the CNI spec, libcni (what containerd, CRI-O and
-# podman embed), podman itself, and Debian's 6.1 and 6.12 kernels with virtio PCI NICs under QEMU.
+# podman embed), podman itself (once run by each exec'd plugin, once handed to `host-device serve`),
+# and Debian's 6.1 and 6.12 kernels with virtio PCI NICs under QEMU.
 conformance: binary
 	conformance/run.sh --plugin dist/host-device
+	conformance/run.sh --plugin dist/host-device --no-install --serve
 	conformance/qemu/run.sh --plugin dist/host-device
 
 bench: binary | sysdeps

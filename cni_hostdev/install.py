@@ -97,6 +97,21 @@ def installed_version(target: str) -> str:
     return proc.stdout.decode().strip()
 
 
+def payload_hash(source: str) -> str | None:
+    """The build identity the launcher derives from the trailer (its cache name), unverified; None if none."""
+    size = struct.calcsize(TRAILER)
+    try:
+        with open(source, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < size:
+                return None
+            f.seek(-size, os.SEEK_END)
+            magic, _, _, digest = struct.unpack(TRAILER, f.read(size))
+    except OSError:
+        return None
+    return digest[:12].hex() if magic == PAYLOAD_MAGIC else None
+
+
 def read_payload(source: str) -> bytes | None:
     """The appended unpacked bundle, verified against its sha256; None if the file carries none."""
     size = struct.calcsize(TRAILER)

@@ -43,6 +43,7 @@ PAYLOAD = struct.Struct("<24sIIII")
 FD_NAMES = ("stdout", "stderr", "user", "pid", "mnt", "net", "cwd", "root")
 MAX_PAYLOAD = 16 << 20
 REQUEST_TIMEOUT = 2.0  # the launcher sends all at once; a stalled caller must not stall others
+UPGRADE_CHECK_INTERVAL = 5.0
 PR_SET_PDEATHSIG = 1
 
 log = logs.get_logger(__name__)
@@ -163,6 +164,9 @@ def _run_child(request: Request, server_pid: int) -> None:
         os.umask(request.umask)
         os.dup2(fds["stdout"], 1)
         os.dup2(fds["stderr"], 2)
+        # Fresh stream objects: whatever the server's own might hold must never reach a caller.
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False, buffering=1)
         empty, writer = os.pipe()  # stdin came in the request; no /dev/null needed in the caller's root
         os.close(writer)
         os.dup2(empty, 0)
@@ -255,8 +259,14 @@ def serve(path: str = DEFAULT_SOCKET) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("serving plugin calls on %s (build %s)", path, payload_hash)
     server_pid = os.getpid()
+    self_path = os.environ.get("HOST_DEVICE_SELF")
+    next_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
     try:
         while not stopping or calls:
+            if self_path and payload_hash and not stopping and time.monotonic() >= next_check:
+                next_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
+                if _upgraded(self_path, payload_hash):
+                    stopping = True  # a supervisor (systemd, the kubelet) starts the new build's server
             if stopping and listener.fileno() >= 0:
                 selector.unregister(listener)
                 _unlink_if_ours(path, inode)
@@ -272,6 +282,17 @@ def serve(path: str = DEFAULT_SOCKET) -> int:
             listener.close()
     log.info("stopped")
     return 0
+
+
+def _upgraded(self_path: str, payload_hash: str) -> bool:
+    """Whether the single file we were started from now holds another build."""
+    from cni_hostdev.install import payload_hash as hash_of
+
+    current = hash_of(self_path)
+    if current is None or current == payload_hash:
+        return False
+    log.info("%s is now build %s: stopping once calls in flight are done", self_path, current)
+    return True
 
 
 def _unlink_if_ours(path: str, inode: int) -> None:

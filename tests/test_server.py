@@ -250,3 +250,22 @@ def test_request_parsing_rejects_what_the_launcher_never_sends() -> None:
         theirs.sendall(struct.pack("<8sI", b"NOTMAGIC", 10))
         with pytest.raises(server.BadRequest):
             server.read_request(ours)
+
+
+def test_server_stops_when_its_file_is_upgraded(tmp_path: Path) -> None:
+    """An upgraded single file must not be served by the old build's code: the old server bows out."""
+    if not BINARY.exists():
+        pytest.skip("dist/host-device is not built (make binary)")
+    copy = tmp_path / "host-device"
+    copy.write_bytes(BINARY.read_bytes())
+    copy.chmod(0o755)
+    for srv in _start([str(copy)], tmp_path):
+        upgraded = bytearray(copy.read_bytes())
+        upgraded[-1] ^= 0xFF  # another sha256 in the trailer: what a new build looks like to the server
+        upgraded[-32] ^= 0xFF
+        (tmp_path / "new").write_bytes(upgraded)
+        (tmp_path / "new").chmod(0o755)
+        os.rename(tmp_path / "new", copy)  # how `install --layout file` replaces it
+        assert srv.proc.wait(timeout=30) == 0
+        assert "is now build" in srv.log()
+        assert not srv.sock.exists()
