@@ -21,6 +21,10 @@ CHUNK = 1 << 20
 PAYLOAD_MAGIC = b"HOSTDEV-UNPACKED"
 TRAILER = "<16sQQ32s"
 LAUNCHER = "host-device"
+# In an unpacked tree the entry is the static launcher, as at the front of the single file, with a
+# trailer naming the build but no payload: it execs this frozen program beside it, unless it can
+# hand the call to a warm server (cni_hostdev/server.py) of the same build.
+TREE_PROGRAM = "host-device.bin"
 INTERP_PLACEHOLDER = "/host-device-loader-placeholder/" + "_" * 200 + "/ld.so"
 PT_INTERP = 3
 
@@ -97,23 +101,8 @@ def installed_version(target: str) -> str:
     return proc.stdout.decode().strip()
 
 
-def payload_hash(source: str) -> str | None:
-    """The build identity the launcher derives from the trailer (its cache name), unverified; None if none."""
-    size = struct.calcsize(TRAILER)
-    try:
-        with open(source, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() < size:
-                return None
-            f.seek(-size, os.SEEK_END)
-            magic, _, _, digest = struct.unpack(TRAILER, f.read(size))
-    except OSError:
-        return None
-    return digest[:12].hex() if magic == PAYLOAD_MAGIC else None
-
-
-def read_payload(source: str) -> bytes | None:
-    """The appended unpacked bundle, verified against its sha256; None if the file carries none."""
+def read_trailer(source: str) -> tuple[int, int, bytes] | None:
+    """(payload offset, payload length, sha256) from the single file's trailer; None if it has none."""
     size = struct.calcsize(TRAILER)
     with open(source, "rb") as f:
         f.seek(0, os.SEEK_END)
@@ -122,13 +111,42 @@ def read_payload(source: str) -> bytes | None:
             return None
         f.seek(end - size)
         magic, offset, length, digest = struct.unpack(TRAILER, f.read(size))
-        if magic != PAYLOAD_MAGIC or offset + length > end - size:
-            return None
+    if magic != PAYLOAD_MAGIC or offset + length > end - size:
+        return None
+    return offset, length, digest
+
+
+def payload_hash(source: str) -> str | None:
+    """The build identity the launcher derives from the trailer (its cache name), unverified; None if none."""
+    try:
+        trailer = read_trailer(source)
+    except OSError:
+        return None
+    return trailer[2][:12].hex() if trailer is not None else None
+
+
+def read_payload(source: str) -> bytes | None:
+    """The appended unpacked bundle, verified against its sha256; None if the file carries none."""
+    trailer = read_trailer(source)
+    if trailer is None or trailer[1] == 0:
+        return None
+    offset, length, digest = trailer
+    with open(source, "rb") as f:
         f.seek(offset)
         payload = f.read(length)
     if hashlib.sha256(payload).digest() != digest:
         raise InstallError(f"the unpacked payload inside {source} is corrupt (sha256 mismatch)")
     return payload
+
+
+def _tree_launcher(source: str) -> bytes:
+    """The single file's static launcher, with a trailer that names the build and carries no payload."""
+    trailer = read_trailer(source)
+    assert trailer is not None
+    offset, _, digest = trailer
+    with open(source, "rb") as f:
+        launcher = f.read(offset)
+    return launcher + struct.pack(TRAILER, PAYLOAD_MAGIC, 0, 0, digest)
 
 
 def set_interpreter(path: str, interpreter: str) -> None:
@@ -201,7 +219,12 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
 
             with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
                 tar.extractall(staging, filter="data")
-            set_interpreter(os.path.join(staging, LAUNCHER), os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
+            program = os.path.join(staging, TREE_PROGRAM)
+            os.rename(os.path.join(staging, LAUNCHER), program)
+            set_interpreter(program, os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
+            fd = os.open(os.path.join(staging, LAUNCHER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+            with os.fdopen(fd, "wb") as f:
+                f.write(_tree_launcher(source))
             with open(os.path.join(staging, ".complete"), "w") as f:
                 f.write(f"{__version__}\n")
             _fsync_tree(staging)

@@ -259,7 +259,8 @@ def serve(path: str = DEFAULT_SOCKET) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("serving plugin calls on %s (build %s)", path, payload_hash)
     server_pid = os.getpid()
-    self_path = os.environ.get("HOST_DEVICE_SELF")
+    # The single file we came from, or the bin dir entry of an unpacked install (which an upgrade re-points).
+    self_path = os.environ.get("HOST_DEVICE_SELF") or os.environ.get("HOST_DEVICE_ENTRY")
     next_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
     try:
         while not stopping or calls:

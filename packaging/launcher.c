@@ -36,6 +36,9 @@ extern char **environ;
 #define MAGIC "HOSTDEV-UNPACKED"
 #define LAUNCHER "host-device"
 #define PREFIX ".host-device.run-"
+/* An unpacked install (cni_hostdev/install.py) puts this launcher in its tree with a trailer of
+ * length 0: the frozen program is then this file beside it, not a payload to unpack. */
+#define TREE_PROGRAM "host-device.bin"
 
 struct trailer {
     char magic[16];
@@ -362,6 +365,16 @@ int main(int argc, char **argv) {
     char *slash = strrchr(dir, '/');
     if (slash == dir) dir[1] = '\0';
     else if (slash) *slash = '\0';
+    if (t.length == 0) {
+        char program[PATH_MAX];
+        snprintf(program, sizeof program, "%s/%s", dir, TREE_PROGRAM);
+        close(fd);
+        setenv("HOST_DEVICE_PAYLOAD", hash, 1);
+        /* what `serve` watches for upgrades: the bin dir entry, which an install re-points */
+        if (argv[0] && argv[0][0] == '/') setenv("HOST_DEVICE_ENTRY", argv[0], 1);
+        execv(program, argv);
+        die("cannot exec", program);
+    }
     const char *tmp = getenv("TMPDIR");
     const char *bases[] = {dir, "/var/lib/cni/host-device-run", tmp && tmp[0] == '/' ? tmp : "/tmp"};
     int ready = -1;

@@ -269,3 +269,22 @@ def test_server_stops_when_its_file_is_upgraded(tmp_path: Path) -> None:
         assert srv.proc.wait(timeout=30) == 0
         assert "is now build" in srv.log()
         assert not srv.sock.exists()
+
+
+def test_unpacked_install_is_served_too(sandbox: Sandbox, tmp_path: Path, warm: Server) -> None:
+    """The entry of an unpacked install is the same static launcher: a server of its build serves it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    subprocess.run([str(BINARY), "install", "--bin-dir", str(bin_dir)], check=True, capture_output=True)
+    plugin = Plugin([str(bin_dir / "host-device")], str(tmp_path / "state"), {"CNI_HOSTDEV_SERVER": str(warm.sock)})
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(plugin, device=dev)
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert "ADD ctr1/net1 (child" in warm.log() and "DEL ctr1/net1 (child" in warm.log()
+    alone = Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": "off"})
+    assert alone.run("ADD", conf, **pod_env(pod)).status == 0  # and without the server, by itself
+    assert alone.run("DEL", conf, **pod_env(pod)).status == 0
+    assert warm.log().count("ADD ctr1/net1 (child") == 1
