@@ -196,7 +196,11 @@ def _set_parent_death_signal(signum: int) -> None:
 
 
 def _preload() -> None:
-    """Import what any command needs, so that a child starts with it in memory."""
+    """Import what any command needs, so that a child starts with it in memory.
+
+    It also means a child never reads the server's files again: an upgrade may remove
+    the old build's tree while the server finishes its last calls.
+    """
     import ipaddress  # noqa: F401
     import subprocess  # noqa: F401
     import traceback  # noqa: F401
