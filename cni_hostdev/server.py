@@ -26,6 +26,7 @@ Server to client, 5 bytes: b"S" + "<i" exit status (done), or b"F" + 0 (run it y
 
 from __future__ import annotations
 
+import gc
 import os
 import selectors
 import signal
@@ -205,12 +206,19 @@ def _preload() -> None:
     import subprocess  # noqa: F401
     import traceback  # noqa: F401
 
-    from cni_hostdev import cli, commands, config, ipam, probe, result  # noqa: F401
+    from cni_hostdev import cli, commands, config, ipam, netlink, probe, result  # noqa: F401
 
     try:
         probe.cached_probe()  # a child then only reads this boot's cache
+        with netlink.Rtnl() as rtnl:
+            # pyroute2 compiles a message class's attribute tables on first use: once, here
+            rtnl.link(name="lo")
+            rtnl.global_addresses(1)
+            rtnl.default_route_ifindexes(1)
     except OSError as err:
-        log.warning("kernel probe failed (each command will probe): %s", err)
+        log.warning("warming up failed (each command will do it): %s", err)
+    # Children are short-lived forks: keep the collector off the preloaded objects (and their pages shared).
+    gc.freeze()
 
 
 class _Call:

@@ -174,12 +174,15 @@ def main() -> int:
         subprocess.run([opts.binary, "install", "--bin-dir", bin_dir], check=True, capture_output=True)
         single = os.path.abspath(opts.binary)
         sock = os.path.join(work, "server.sock")
+        installed = os.path.join(bin_dir, "host-device")
         alone = {"CNI_HOSTDEV_SERVER": "off"}  # whatever serves on this machine stays out of these rows
+        served = {"CNI_HOSTDEV_SERVER": sock}
         variants: dict[str, Variant] = {
             "reference Go host-device": (REFERENCE, {}),
             "ours: static single file": (single, alone),
-            "ours: installed (unpacked)": (os.path.join(bin_dir, "host-device"), alone),
-            "ours: single file + `host-device serve`": (single, {"CNI_HOSTDEV_SERVER": sock}),
+            "ours: installed (unpacked)": (installed, alone),
+            "ours: single file + `host-device serve`": (single, served),
+            "ours: installed + `host-device serve`": (installed, served),
         }
         server = subprocess.Popen([single, "serve", "--socket", sock], stderr=subprocess.DEVNULL)
         try:
