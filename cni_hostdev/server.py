@@ -16,7 +16,9 @@ short, and running it again is what the crash-recovery design makes safe.
 If the caller dies (a runtime's timeout), its child is SIGKILLed, as the plugin
 itself would have been.
 
-Wire format, client to server, over a SOCK_STREAM unix socket:
+Wire format over a SOCK_STREAM unix socket. The server greets each caller it accepts with
+b"H"; a caller not greeted within a second (a stopped or stuck server) runs the call itself.
+Client to server:
   header  "<8sI"  magic b"HDSRV001", payload length; carries SCM_RIGHTS fds:
           stdout, stderr, and the caller's user, pid, mnt and net namespaces, cwd, root
   payload "<24sIIII" payload hash (hex), umask, argc, envc, stdin length;
@@ -338,6 +340,11 @@ def _accept(
     uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
     if uid != os.geteuid():
         log.warning("refused a caller with uid %d", uid)
+        conn.close()
+        return
+    try:
+        conn.sendall(b"H")  # the caller sends its request only once greeted (see launcher.c)
+    except OSError:
         conn.close()
         return
     try:

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -258,6 +259,32 @@ static int write_all(int fd, const char *data, size_t len) {
     return 0;
 }
 
+static int send_all(int sock, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = send(sock, data, len, MSG_NOSIGNAL); /* a server gone mid-way is no SIGPIPE */
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        data += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The server greets each caller it accepts. A server that is stopped or stuck never does, and
+ * its callers run their calls themselves after HELLO_TIMEOUT_MS instead of hanging: nothing has
+ * been sent yet, so nothing can run twice. */
+#define HELLO_TIMEOUT_MS 1000
+static int greeted(int sock) {
+    struct ucred peer;
+    socklen_t len = sizeof peer;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != geteuid()) return 0;
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    int ready;
+    do ready = poll(&p, 1, HELLO_TIMEOUT_MS);
+    while (ready < 0 && errno == EINTR);
+    char hello;
+    return ready == 1 && read(sock, &hello, 1) == 1 && hello == 'H';
+}
+
 static void restore_stdin(const struct buffer *in) {
     int fd = memfd_create("host-device-stdin", MFD_CLOEXEC);
     if (fd < 0 || write_all(fd, in->data ? in->data : "", in->len) != 0 || lseek(fd, 0, SEEK_SET) != 0)
@@ -275,7 +302,7 @@ static int via_server(const char *hash, char **argv) {
     strcpy(addr.sun_path, path);
     int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sock < 0) return -1;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || !greeted(sock)) {
         close(sock);
         return -1;
     }
@@ -321,7 +348,7 @@ static int via_server(const char *hash, char **argv) {
         ssize_t sent;
         do sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
         while (sent < 0 && errno == EINTR);
-        if (sent == (ssize_t)sizeof header && write_all(sock, payload.data, payload.len) == 0) {
+        if (sent == (ssize_t)sizeof header && send_all(sock, payload.data, payload.len) == 0) {
             char reply[5];
             size_t got = 0;
             while (got < sizeof reply) {

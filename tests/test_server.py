@@ -288,3 +288,26 @@ def test_unpacked_install_is_served_too(sandbox: Sandbox, tmp_path: Path, warm: 
     assert alone.run("ADD", conf, **pod_env(pod)).status == 0  # and without the server, by itself
     assert alone.run("DEL", conf, **pod_env(pod)).status == 0
     assert warm.log().count("ADD ctr1/net1 (child") == 1
+
+
+def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """A server that accepts nothing (stopped, stuck) costs its callers a second, never their call."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    os.kill(warm.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        added = plugin.run("ADD", conf, **pod_env(pod))
+        assert added.status == 0, added.stdout + added.stderr
+        assert link_json("net1", pod) is not None
+        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        assert time.monotonic() - started < 30
+    finally:
+        os.kill(warm.proc.pid, signal.SIGCONT)
+    assert link_json(dev) is not None
+    assert "(child" not in warm.log()
+    again = plugin.run("ADD", conf, **pod_env(pod))  # awake again, it serves
+    assert again.status == 0 and plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert "ADD ctr1/net1 (child" in warm.log()
