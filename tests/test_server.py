@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -77,6 +78,27 @@ def _served(plugin: Plugin, srv: Server) -> Plugin:
     return Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": str(srv.sock)})
 
 
+def _attach_and_release(plugin: Plugin, dev: str, pod: str) -> None:
+    """ADD moves `dev` into `pod` as net1 and DEL gives it back, whoever runs the calls."""
+    conf = conf_for(plugin, device=dev)
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert link_json("net1", pod) is not None and link_json(dev) is None
+    deleted = plugin.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    assert link_json(dev) is not None and link_json("net1", pod) is None
+
+
+def _start_call(plugin: Plugin, conf: dict[str, object], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """An ADD left running, as a runtime starts it."""
+    base = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
+    call = subprocess.Popen(plugin.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**base, **env})
+    assert call.stdin is not None
+    call.stdin.write(json.dumps(conf).encode())
+    call.stdin.close()
+    return call
+
+
 def _wait_for(predicate: object, what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -136,13 +158,7 @@ def test_server_in_another_mount_namespace_enters_the_callers(
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     for srv in _start([*hidden, str(BINARY)], tmp_path):
-        plugin = _served(binary_plugin, srv)
-        conf = conf_for(plugin, device=dev)
-        added = plugin.run("ADD", conf, **pod_env(pod))
-        assert added.status == 0, added.stdout + added.stderr
-        assert link_json("net1", pod) is not None
-        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
-        assert link_json(dev) is not None
+        _attach_and_release(_served(binary_plugin, srv), dev, pod)
         assert "ADD ctr1/net1 (child" in srv.log() and "DEL ctr1/net1 (child" in srv.log()
 
 
@@ -155,13 +171,7 @@ def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plug
     lock_dir.mkdir(parents=True)
     with open(lock_dir / f"name-{dev}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the child waits for the device's lock
-        env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
-        caller = subprocess.Popen(
-            plugin.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**env, **pod_env(pod)}
-        )
-        assert caller.stdin is not None
-        caller.stdin.write(__import__("json").dumps(conf).encode())
-        caller.stdin.close()
+        caller = _start_call(plugin, conf, pod_env(pod))
         _wait_for(lambda: warm.children(), "the server's child")
         child = warm.children()[0]
         caller.kill()  # what a runtime's timeout does
@@ -169,8 +179,7 @@ def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plug
         _wait_for(lambda: not Path(f"/proc/{child}").exists(), "the child to be killed")
     assert "the caller went away" in warm.log()
     assert link_json(dev) is not None  # nothing was moved
-    assert plugin.run("ADD", conf, **pod_env(pod)).status == 0
-    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    _attach_and_release(plugin, dev, pod)
 
 
 def test_child_killed_mid_command_is_rerun_by_the_caller(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
@@ -184,9 +193,7 @@ def test_child_killed_mid_command_is_rerun_by_the_caller(sandbox: Sandbox, binar
     assert "killed by signal 9; the caller runs it itself" in warm.log()
     assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
     assert link_json(dev) is not None
-    added = plugin.run("ADD", conf, **pod_env(pod))
-    assert added.status == 0, added.stdout + added.stderr
-    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    _attach_and_release(plugin, dev, pod)
 
 
 def test_server_of_another_build_leaves_the_command_to_the_caller(
@@ -197,12 +204,7 @@ def test_server_of_another_build_leaves_the_command_to_the_caller(
     pod = sandbox.pod()
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
     for srv in _start([sys.executable, "-m", "cni_hostdev"], tmp_path, env):
-        plugin = _served(binary_plugin, srv)
-        conf = conf_for(plugin, device=dev)
-        added = plugin.run("ADD", conf, **pod_env(pod))
-        assert added.status == 0, added.stdout + added.stderr
-        assert link_json("net1", pod) is not None
-        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        _attach_and_release(_served(binary_plugin, srv), dev, pod)
         assert "caller runs ADD itself: the caller is build" in srv.log()
         assert "(child" not in srv.log()
 
@@ -212,10 +214,7 @@ def test_sigterm_stops_the_server_and_callers_carry_on(sandbox: Sandbox, binary_
     pod = sandbox.pod()
     assert warm.stop() == 0
     assert not warm.sock.exists()
-    plugin = _served(binary_plugin, warm)
-    conf = conf_for(plugin, device=dev)
-    assert plugin.run("ADD", conf, **pod_env(pod)).status == 0
-    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    _attach_and_release(_served(binary_plugin, warm), dev, pod)
     assert "(child" not in warm.log()
 
 
@@ -223,19 +222,10 @@ def test_parallel_served_adds(sandbox: Sandbox, binary_plugin: Plugin, warm: Ser
     plugin = _served(binary_plugin, warm)
     pod = sandbox.pod()
     devices = [sandbox.veth(f"v{i}")[0] for i in range(8)]
-    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
-    procs = []
-    for i, dev in enumerate(devices):
-        proc = subprocess.Popen(
-            plugin.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**env, **pod_env(pod, f"c{i}", f"net{i}")},
-        )
-        procs.append(proc)
-        assert proc.stdin is not None
-        proc.stdin.write(__import__("json").dumps(conf_for(plugin, device=dev)).encode())
-        proc.stdin.close()
+    procs = [
+        _start_call(plugin, conf_for(plugin, device=dev), pod_env(pod, f"c{i}", f"net{i}"))
+        for i, dev in enumerate(devices)
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0] * len(devices)
     assert all(link_json(f"net{i}", pod) is not None for i in range(len(devices)))
     for i, dev in enumerate(devices):
@@ -279,14 +269,10 @@ def test_unpacked_install_is_served_too(sandbox: Sandbox, tmp_path: Path, warm: 
     plugin = Plugin([str(bin_dir / "host-device")], str(tmp_path / "state"), {"CNI_HOSTDEV_SERVER": str(warm.sock)})
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
-    conf = conf_for(plugin, device=dev)
-    added = plugin.run("ADD", conf, **pod_env(pod))
-    assert added.status == 0, added.stdout + added.stderr
-    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    _attach_and_release(plugin, dev, pod)
     assert "ADD ctr1/net1 (child" in warm.log() and "DEL ctr1/net1 (child" in warm.log()
-    alone = Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": "off"})
-    assert alone.run("ADD", conf, **pod_env(pod)).status == 0  # and without the server, by itself
-    assert alone.run("DEL", conf, **pod_env(pod)).status == 0
+    # and without the server, by itself
+    _attach_and_release(Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": "off"}), dev, pod)
     assert warm.log().count("ADD ctr1/net1 (child") == 1
 
 
@@ -295,19 +281,13 @@ def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plu
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     plugin = _served(binary_plugin, warm)
-    conf = conf_for(plugin, device=dev)
     os.kill(warm.proc.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        added = plugin.run("ADD", conf, **pod_env(pod))
-        assert added.status == 0, added.stdout + added.stderr
-        assert link_json("net1", pod) is not None
-        assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+        _attach_and_release(plugin, dev, pod)
         assert time.monotonic() - started < 30
     finally:
         os.kill(warm.proc.pid, signal.SIGCONT)
-    assert link_json(dev) is not None
     assert "(child" not in warm.log()
-    again = plugin.run("ADD", conf, **pod_env(pod))  # awake again, it serves
-    assert again.status == 0 and plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    _attach_and_release(plugin, dev, pod)  # awake again, it serves
     assert "ADD ctr1/net1 (child" in warm.log()
