@@ -323,6 +323,10 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
                 phase="moving",
                 staging=staging_path(conf.name, env) if strategy == RENAME_THEN_MOVE else None,
             )
+            if record.staging:
+                # Before the record names it: DEL reads a missing staging dir as "not visible here",
+                # and an ADD killed right after this save must not look like that on a fresh boot.
+                os.makedirs(STAGING_DIR, mode=0o700, exist_ok=True)
             store.save(record)
             checkpoint("record-written")
             try:

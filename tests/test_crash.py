@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cni_hostdev.commands import STAGING_DIR
 from tests.conftest import Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
 
 ADD_STEPS = {
@@ -91,6 +92,23 @@ def test_sigkill_during_add(source_plugin: Plugin, sandbox: Sandbox, strategy: s
         _assert_home(dev, 1500, pod)
     assert _staging_leftovers(container) == [], "no staging netns is left mounted"
     assert not os.listdir(Path(source_plugin.data_dir) / "tnet")
+
+
+def test_add_killed_before_the_first_staging_netns_of_the_boot(source_plugin: Plugin, sandbox: Sandbox) -> None:
+    """A fresh boot has no staging dir yet: the record of an ADD killed before it staged must still be undone."""
+    try:
+        os.rmdir(STAGING_DIR)  # only ever empty between calls
+    except FileNotFoundError:
+        pass
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(source_plugin, device=dev, moveStrategy="rename-then-move")
+    env = pod_env(pod, sandbox.name("c"))
+    killed = source_plugin.run("ADD", conf, **env, CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="record-written")
+    assert killed.status == -signal.SIGKILL
+    out = source_plugin.run("DEL", conf, **env)
+    assert out.status == 0, out.stdout + out.stderr
+    _assert_home(dev, 1500, pod)
 
 
 @pytest.mark.parametrize("strategy", ["atomic", "rename-then-move"])
