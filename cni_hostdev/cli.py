@@ -15,11 +15,15 @@ from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 log = logs.get_logger("host-device")
 
 
-def emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
+def write_outcome(obj: dict[str, Any] | None) -> None:
     if obj is not None:
         sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
+    write_outcome(obj)
     # Interpreter teardown after the netlink imports costs tens of ms and does
     # nothing we need: everything is written and every fd is CLOEXEC.
     os._exit(status)

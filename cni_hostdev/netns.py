@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 _SELF_NETNS = "/proc/thread-self/ns/net"
 
@@ -35,9 +36,12 @@ def setns(fd: int) -> None:
     _check(_libc.setns(fd, CLONE_NEWNET), "setns")
 
 
-def join(fd: int) -> None:
-    """Enter the namespace `fd` names, of whatever type (a mount namespace needs a single thread)."""
-    _check(_libc.setns(fd, 0), "setns")
+def join(fd: int, nstype: int) -> None:
+    """Enter the namespace `fd` names, which the kernel checks is of type `nstype`.
+
+    A mount namespace (CLONE_NEWNS) needs a single-threaded process.
+    """
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 def open_netns(path: str) -> int:

@@ -10,26 +10,39 @@ with the status the launcher then exits with.
 
 Nothing depends on the server being there. The launcher runs the command itself
 when there is no socket, when the server is of another build (an upgraded file
-never runs old code), when the caller is in another user or PID namespace, and
+never runs old code), when the server does not vouch for the caller (below), and
 when a child dies by a signal. In that last case the command may have been cut
 short, and running it again is what the crash-recovery design makes safe.
 If the caller dies (a runtime's timeout), its child is SIGKILLed, as the plugin
-itself would have been.
+itself would have been. If the server dies, its children finish their calls and
+reply themselves: a finished ADD is never run a second time.
 
-Wire format over a SOCK_STREAM unix socket. The server greets each caller it accepts with
-b"H"; a caller not greeted within a second (a stopped or stuck server) runs the call itself.
+The server runs commands with its own privileges, so it runs them only for a caller
+that has all of them anyway: same uid, user and PID namespace, every effective
+capability the server has, no seccomp filter or no_new_privs the server lacks, and
+the server's LSM label (or none). A root process in a confined container that can
+reach the socket gets nothing from it that it could not do itself. The caller is
+judged by what the kernel says of the process that connected (SO_PEERCRED, and a
+pidfd that proves /proc/PID still names it), never by what it sends.
+
+Wire format over a SOCK_STREAM unix socket, integers in native byte order (both ends
+are one build on one machine). The server greets each caller it vouches for with b"H";
+a caller not greeted within a second (a stopped or stuck server) runs the call itself.
 Client to server:
-  header  "<8sI"  magic b"HDSRV001", payload length; carries SCM_RIGHTS fds:
-          stdout, stderr, and the caller's user, pid, mnt and net namespaces, cwd, root
-  payload "<24sIIII" payload hash (hex), umask, argc, envc, stdin length;
+  header  "=8sI"  magic b"HDSRV002", payload length; carries SCM_RIGHTS fds:
+          stdout, stderr, and the caller's mnt and net namespaces, cwd, root
+  payload "=24sIIII" payload hash (hex), umask, argc, envc, stdin length;
           then argc + envc NUL-terminated strings, then stdin
-Server to client, 5 bytes: b"S" + "<i" exit status (done), or b"F" + 0 (run it yourself).
+Reply, 5 bytes: b"S" + "=i" exit status (done; sent by the child), or b"F" + 0 (sent
+by the server: run it yourself).
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -40,14 +53,18 @@ import time
 from cni_hostdev import logs, netns
 
 DEFAULT_SOCKET = "/run/cni-hostdev/server.sock"
-MAGIC = b"HDSRV001"
-HEADER = struct.Struct("<8sI")
-PAYLOAD = struct.Struct("<24sIIII")
-FD_NAMES = ("stdout", "stderr", "user", "pid", "mnt", "net", "cwd", "root")
+MAGIC = b"HDSRV002"
+HEADER = struct.Struct("=8sI")
+PAYLOAD = struct.Struct("=24sIIII")
+REPLY = struct.Struct("=ci")
+FD_NAMES = ("stdout", "stderr", "mnt", "net", "cwd", "root")
 MAX_PAYLOAD = 16 << 20
 REQUEST_TIMEOUT = 2.0  # the launcher sends all at once; a stalled caller must not stall others
 UPGRADE_CHECK_INTERVAL = 5.0
-PR_SET_PDEATHSIG = 1
+# After the caller hangs up, a child that has already replied exits within microseconds; one
+# still running when this has passed was abandoned mid-call and is killed.
+ABANDONED_GRACE = 0.1
+SO_PEERPIDFD = 77  # Linux 6.5; older kernels: pidfd_open(2) of SO_PEERCRED's pid
 
 log = logs.get_logger(__name__)
 
@@ -104,7 +121,7 @@ def read_request(conn: socket.socket) -> Request:
         for entry in strings[argc : argc + envc]:
             key, sep, value = os.fsdecode(entry).partition("=")
             if sep:
-                env[key] = value
+                env.setdefault(key, value)  # the first wins, as for getenv(3) in the launcher and exec'd Python
         return Request(
             raw_hash.decode("ascii", "replace"),
             umask & 0o777,
@@ -119,18 +136,85 @@ def read_request(conn: socket.socket) -> Request:
         raise
 
 
+def _ns_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def _same_ns(fd: int, kind: str) -> bool:
-    theirs, ours = os.fstat(fd), os.stat(f"/proc/self/ns/{kind}")
-    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+    theirs = os.fstat(fd)
+    return (theirs.st_dev, theirs.st_ino) == _ns_id(f"/proc/self/ns/{kind}")
+
+
+class Privileges:
+    """What confines a process, as far as running a command on its behalf is concerned."""
+
+    __slots__ = ("capabilities", "label", "namespaces", "no_new_privs", "seccomp")
+
+    def __init__(self, proc: str) -> None:
+        fields: dict[str, str] = {}
+        with open(f"{proc}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        self.capabilities = int(fields["CapEff"], 16)
+        self.no_new_privs = int(fields.get("NoNewPrivs", "0"))
+        self.seccomp = int(fields.get("Seccomp", "0"))
+        try:
+            with open(f"{proc}/attr/current", "rb") as attr:
+                self.label = attr.read().rstrip(b"\0\n").decode(errors="replace")
+        except OSError:
+            self.label = ""  # no LSM that keeps a label
+        self.namespaces = {kind: _ns_id(f"{proc}/ns/{kind}") for kind in ("user", "pid")}
+
+    def shortfall(self, server: Privileges) -> str | None:
+        """Why a process confined like this may not have commands run with `server`'s privileges."""
+        for kind, ns in self.namespaces.items():
+            if ns != server.namespaces[kind]:
+                return f"it is in another {kind} namespace"
+        missing = server.capabilities & ~self.capabilities
+        if missing:
+            return f"it lacks effective capabilities {missing:#x}"
+        if self.no_new_privs > server.no_new_privs:
+            return "it runs with no_new_privs"
+        if self.seccomp > server.seccomp:
+            return "it runs under a seccomp filter"
+        if self.label not in (server.label, "", "unconfined"):
+            return f"it runs confined by the LSM label {self.label!r}"
+        return None
+
+
+def _peer_pidfd(conn: socket.socket, pid: int) -> int:
+    try:
+        return conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+    except OSError:
+        return os.pidfd_open(pid)
+
+
+def vouch(conn: socket.socket, server: Privileges) -> str | None:
+    """Why the process that connected must run its command itself, or None."""
+    pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if uid != os.geteuid():
+        return f"pid {pid} has uid {uid}"
+    try:
+        pidfd = _peer_pidfd(conn, pid)
+    except OSError as err:
+        return f"pid {pid} cannot be pinned: {err.strerror}"
+    try:
+        reason = Privileges(f"/proc/{pid}").shortfall(server)
+        # While the pidfd's process exists, its pid is not reused: /proc/PID was that process.
+        signal.pidfd_send_signal(pidfd, 0)
+    except (OSError, KeyError, ValueError) as err:
+        return f"pid {pid} is gone or unreadable: {err}"
+    finally:
+        os.close(pidfd)
+    return None if reason is None else f"pid {pid}: {reason}"
 
 
 def refusal(request: Request, payload_hash: str | None) -> str | None:
     """Why this server must not run the request (the caller then runs it), or None."""
     if payload_hash is None or request.payload_hash != payload_hash:
         return f"the caller is build {request.payload_hash}, this server is build {payload_hash}"
-    for kind in ("user", "pid"):
-        if not _same_ns(request.fds[kind], kind):
-            return f"the caller is in another {kind} namespace"
     if "CNI_COMMAND" not in request.env:
         return "the caller is not a plugin call (no CNI_COMMAND)"
     return None
@@ -146,19 +230,19 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass  # the listing's own fd, closed by now
 
 
-def _run_child(request: Request, server_pid: int) -> None:
-    """In the forked child: become the caller's plugin process, run the command, exit."""
-    status = 1
+def _run_child(request: Request, conn: socket.socket) -> None:
+    """In the forked child: become the caller's plugin process, run the command, reply, exit.
+
+    The child replies itself, so a call the server no longer watches over (it died, or was
+    restarted) still ends with its status, and the caller never runs a finished call again.
+    """
     try:
-        _set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != server_pid:
-            os._exit(1)  # the server died before the death signal was armed
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
         fds = request.fds
-        _close_other_fds(set(fds.values()))  # the listener, other callers' sockets and children
+        _close_other_fds({*fds.values(), conn.fileno()})  # the listener, other callers' sockets and children
         if not _same_ns(fds["mnt"], "mnt"):
-            netns.join(fds["mnt"])
+            netns.join(fds["mnt"], netns.CLONE_NEWNS)
         os.fchdir(fds["root"])
         os.chroot(".")
         os.fchdir(fds["cwd"])
@@ -173,7 +257,7 @@ def _run_child(request: Request, server_pid: int) -> None:
         empty, writer = os.pipe()  # stdin came in the request; no /dev/null needed in the caller's root
         os.close(writer)
         os.dup2(empty, 0)
-        _close_other_fds(set())
+        _close_other_fds({conn.fileno()})
         os.environ.clear()
         os.environ.update(request.env)
         sys.argv = request.argv or ["host-device"]
@@ -182,33 +266,28 @@ def _run_child(request: Request, server_pid: int) -> None:
         from cni_hostdev import cli
 
         obj, status = cli.run_plugin(os.environ, request.stdin)
-        cli.emit(obj, status)
+        cli.write_outcome(obj)
+        _reply(conn, b"S", status)
+        os._exit(status)
     except BaseException as err:  # the caller reruns the command when we die without a status
         try:
             os.write(2, f"host-device: ERROR server child failed: {err!r}\n".encode())
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
-    os._exit(status)
-
-
-def _set_parent_death_signal(signum: int) -> None:
-    import ctypes
-
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
 
 
 def _preload() -> None:
     """Import what any command needs, so that a child starts with it in memory.
 
     It also means a child never reads the server's files again: an upgrade may remove
-    the old build's tree while the server finishes its last calls.
+    the old build's tree while the server finishes its last calls, and a child runs
+    chrooted into its caller's root, where they may not be.
     """
     import ipaddress  # noqa: F401
     import subprocess  # noqa: F401
     import traceback  # noqa: F401
 
-    from cni_hostdev import cli, commands, config, ipam, netlink, probe, result  # noqa: F401
+    from cni_hostdev import cli, commands, config, faults, ipam, netlink, probe, result  # noqa: F401
 
     try:
         probe.cached_probe()  # a child then only reads this boot's cache
@@ -224,14 +303,18 @@ def _preload() -> None:
 
 
 class _Call:
-    __slots__ = ("child", "conn", "pidfd", "started", "what")
+    __slots__ = ("abandoned_at", "child", "conn", "pidfd", "started", "what")
 
     def __init__(self, conn: socket.socket, child: int, pidfd: int, what: str) -> None:
-        self.conn = conn
+        self.conn: socket.socket | None = conn
         self.child = child
         self.pidfd = pidfd
         self.what = what
         self.started = time.monotonic()
+        self.abandoned_at: float | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
 
 
 def _listen(path: str) -> tuple[socket.socket, int]:
@@ -254,15 +337,177 @@ def _listen(path: str) -> tuple[socket.socket, int]:
     return listener, inode
 
 
+def _standard_fds_open() -> None:
+    """Started with 0, 1 or 2 closed, the listener or a caller's socket would take their place."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # each call in flight holds a few
+
+
+class Server:
+    def __init__(self, path: str, payload_hash: str | None) -> None:
+        self.path = path
+        self.payload_hash = payload_hash
+        self.privileges = Privileges("/proc/self")
+        self.listener, self.inode = _listen(path)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, None)
+        self.accepting = True
+        self.calls: dict[int, _Call] = {}  # by pidfd
+
+    def pause_accepting(self) -> None:
+        if self.accepting:
+            self.selector.unregister(self.listener)
+            self.accepting = False
+
+    def close_listener(self) -> None:
+        if self.listener.fileno() >= 0:
+            self.pause_accepting()
+            _unlink_if_ours(self.path, self.inode)
+            self.listener.close()
+
+    def accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as err:
+            if err.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of fds: accept again once a call in flight has given some back.
+                log.warning("out of file descriptors with %d calls in flight", len(self.calls))
+                self.pause_accepting()
+            return
+        try:
+            self._serve(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _serve(self, conn: socket.socket) -> None:
+        reason = vouch(conn, self.privileges)
+        if reason is not None:
+            log.warning("refused a caller (it runs its command itself): %s", reason)
+            conn.close()
+            return
+        conn.settimeout(REQUEST_TIMEOUT)
+        try:
+            conn.sendall(b"H")  # the caller sends its request only once greeted (see launcher.c)
+            request = read_request(conn)
+        except (BadRequest, OSError, ValueError, struct.error) as err:
+            log.warning("bad request: %s", err)
+            conn.close()
+            return
+        try:
+            self._start(conn, request)
+        finally:
+            for fd in request.fds.values():
+                os.close(fd)  # the caller's stdout must reach EOF when the child and caller exit
+
+    def _start(self, conn: socket.socket, request: Request) -> None:
+        env = request.env
+        reason = refusal(request, self.payload_hash)
+        if reason is not None:
+            log.info("caller runs %s itself: %s", env.get("CNI_COMMAND", "?"), reason)
+            _reply(conn, b"F")
+            conn.close()
+            return
+        try:
+            child = os.fork()
+        except OSError as err:
+            log.warning("cannot fork for %s: %s", env.get("CNI_COMMAND"), err)
+            _reply(conn, b"F")
+            conn.close()
+            return
+        if child == 0:
+            _run_child(request, conn)
+        pod = f"{env.get('CNI_CONTAINERID', '-')}/{env.get('CNI_IFNAME', '-')}"
+        what = f"{env.get('CNI_COMMAND')} {pod} (child {child})"
+        try:
+            pidfd = os.pidfd_open(child)
+        except OSError as err:
+            # Unwatchable: stop the child before it starts anything, the caller runs the call.
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            log.warning("%s: cannot watch the child (%s); the caller runs it itself", what, err)
+            _reply(conn, b"F")
+            conn.close()
+            return
+        call = _Call(conn, child, pidfd, what)
+        self.calls[pidfd] = call
+        self.selector.register(pidfd, selectors.EVENT_READ, call)
+        self.selector.register(conn, selectors.EVENT_READ, call)
+
+    def caller_left(self, call: _Call) -> None:
+        """The caller hung up: after its reply, or abandoning the call (then the child must go)."""
+        assert call.conn is not None
+        self.selector.unregister(call.conn)
+        call.conn.close()
+        call.conn = None
+        call.abandoned_at = time.monotonic()
+
+    def kill_abandoned(self) -> float:
+        """SIGKILL children whose callers left while they ran; the seconds until the next is due."""
+        now, wait = time.monotonic(), 1.0
+        for call in self.calls.values():
+            if call.abandoned_at is None:
+                continue
+            due = call.abandoned_at + ABANDONED_GRACE
+            if now < due:
+                wait = min(wait, due - now)
+                continue
+            try:
+                signal.pidfd_send_signal(call.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it exited meanwhile
+            log.warning("%s: the caller went away after %.0f ms; killed the child", call.what, call.elapsed_ms())
+            call.abandoned_at = float("inf")  # killed; reaped when its pidfd says so
+        return wait
+
+    def child_exited(self, call: _Call) -> None:
+        _, wait_status = os.waitpid(call.child, 0)  # the pidfd is readable: this does not block
+        if call.conn is not None:
+            if os.WIFSIGNALED(wait_status):
+                _reply(call.conn, b"F")  # cut short by a signal: the caller runs it again itself
+                log.warning("%s: killed by signal %d; the caller runs it itself", call.what, os.WTERMSIG(wait_status))
+            else:
+                log.info("%s: status %d in %.0f ms", call.what, os.WEXITSTATUS(wait_status), call.elapsed_ms())
+            self.selector.unregister(call.conn)
+            call.conn.close()
+        elif call.abandoned_at is not None and call.abandoned_at < float("inf"):
+            log.info("%s: status %d in %.0f ms", call.what, os.waitstatus_to_exitcode(wait_status), call.elapsed_ms())
+        self.selector.unregister(call.pidfd)
+        os.close(call.pidfd)
+        del self.calls[call.pidfd]
+        if not self.accepting and self.listener.fileno() >= 0:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+            self.accepting = True
+
+    def handle(self, key: selectors.SelectorKey) -> None:
+        call: _Call | None = key.data
+        if call is None:
+            self.accept()
+        elif self.calls.get(call.pidfd) is not call:
+            return  # both ends woke in one round; the first took care of it
+        elif key.fileobj is call.conn:
+            self.caller_left(call)
+        else:
+            self.child_exited(call)
+
+
 def serve(path: str = DEFAULT_SOCKET) -> int:
     payload_hash = os.environ.get("HOST_DEVICE_PAYLOAD")
     if payload_hash is None:
         log.warning("not started from the single file: every caller will run its command itself")
+    _standard_fds_open()
+    _raise_fd_limit()
     _preload()
-    listener, inode = _listen(path)
-    selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ, None)
-    calls: dict[int, _Call] = {}  # by pidfd
+    srv = Server(path, payload_hash)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -272,29 +517,21 @@ def serve(path: str = DEFAULT_SOCKET) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("serving plugin calls on %s (build %s)", path, payload_hash)
-    server_pid = os.getpid()
     # The single file we came from, or the bin dir entry of an unpacked install (which an upgrade re-points).
     self_path = os.environ.get("HOST_DEVICE_SELF") or os.environ.get("HOST_DEVICE_ENTRY")
     next_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
     try:
-        while not stopping or calls:
+        while not stopping or srv.calls:
             if self_path and payload_hash and not stopping and time.monotonic() >= next_check:
                 next_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
                 if _upgraded(self_path, payload_hash):
                     stopping = True  # a supervisor (systemd, the kubelet) starts the new build's server
-            if stopping and listener.fileno() >= 0:
-                selector.unregister(listener)
-                _unlink_if_ours(path, inode)
-                listener.close()
-            for key, _ in selector.select(timeout=1.0):
-                if key.data is None:
-                    _accept(listener, selector, calls, payload_hash, server_pid)
-                else:
-                    _finish(key.data, selector, calls)
+            if stopping:
+                srv.close_listener()
+            for key, _ in srv.selector.select(timeout=srv.kill_abandoned()):
+                srv.handle(key)
     finally:
-        if listener.fileno() >= 0:
-            _unlink_if_ours(path, inode)
-            listener.close()
+        srv.close_listener()
     log.info("stopped")
     return 0
 
@@ -320,85 +557,6 @@ def _unlink_if_ours(path: str, inode: int) -> None:
 
 def _reply(conn: socket.socket, kind: bytes, status: int = 0) -> None:
     try:
-        conn.sendall(kind + struct.pack("<i", status))
+        conn.sendall(REPLY.pack(kind, status))
     except OSError:
         pass  # the caller is gone; nothing to tell
-
-
-def _accept(
-    listener: socket.socket,
-    selector: selectors.BaseSelector,
-    calls: dict[int, _Call],
-    payload_hash: str | None,
-    server_pid: int,
-) -> None:
-    try:
-        conn, _ = listener.accept()
-    except OSError:
-        return
-    conn.settimeout(REQUEST_TIMEOUT)
-    uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-    if uid != os.geteuid():
-        log.warning("refused a caller with uid %d", uid)
-        conn.close()
-        return
-    try:
-        conn.sendall(b"H")  # the caller sends its request only once greeted (see launcher.c)
-    except OSError:
-        conn.close()
-        return
-    try:
-        request = read_request(conn)
-    except (BadRequest, OSError, ValueError, struct.error) as err:
-        log.warning("bad request: %s", err)
-        conn.close()
-        return
-    try:
-        reason = refusal(request, payload_hash)
-        if reason is not None:
-            log.info("caller runs %s itself: %s", request.env.get("CNI_COMMAND", "?"), reason)
-            _reply(conn, b"F")
-            conn.close()
-            return
-        try:
-            child = os.fork()
-        except OSError as err:
-            log.warning("cannot fork for %s: %s", request.env.get("CNI_COMMAND"), err)
-            _reply(conn, b"F")
-            conn.close()
-            return
-        if child == 0:
-            _run_child(request, server_pid)
-    finally:
-        for fd in request.fds.values():
-            os.close(fd)  # the caller's stdout must reach EOF when the child and caller exit
-    env = request.env
-    what = f"{env.get('CNI_COMMAND')} {env.get('CNI_CONTAINERID', '-')}/{env.get('CNI_IFNAME', '-')} (child {child})"
-    pidfd = os.pidfd_open(child)
-    call = _Call(conn, child, pidfd, what)
-    calls[pidfd] = call
-    selector.register(pidfd, selectors.EVENT_READ, call)
-    selector.register(conn, selectors.EVENT_READ, call)
-
-
-def _finish(call: _Call, selector: selectors.BaseSelector, calls: dict[int, _Call]) -> None:
-    """The child exited (tell the caller) or the caller went away (kill the child)."""
-    if calls.get(call.pidfd) is not call:
-        return  # both ends woke in one round; the first took care of it
-    done, wait_status = os.waitpid(call.child, os.WNOHANG)
-    elapsed = (time.monotonic() - call.started) * 1000
-    if done == 0:
-        os.kill(call.child, signal.SIGKILL)  # the caller is gone: its plugin process would be too
-        os.waitpid(call.child, 0)
-        log.warning("%s: the caller went away after %.0f ms; killed the child", call.what, elapsed)
-    elif os.WIFEXITED(wait_status):
-        _reply(call.conn, b"S", os.WEXITSTATUS(wait_status))
-        log.info("%s: status %d in %.0f ms", call.what, os.WEXITSTATUS(wait_status), elapsed)
-    else:
-        _reply(call.conn, b"F")  # cut short by a signal: the caller runs it again itself
-        log.warning("%s: killed by signal %d; the caller runs it itself", call.what, os.WTERMSIG(wait_status))
-    selector.unregister(call.conn)
-    selector.unregister(call.pidfd)
-    call.conn.close()
-    os.close(call.pidfd)
-    del calls[call.pidfd]

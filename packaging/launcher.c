@@ -224,12 +224,12 @@ static int prepare(int self, const struct trailer *t, const char *base, const ch
  * The warm server (`host-device serve`, cni_hostdev/server.py, which documents the
  * wire format): when one listens, a plugin call is handed to it and Python never
  * starts here. Returns the command's exit status, or -1 when this process must run
- * the command itself: no server, a server of another build, or one that lost the
- * command. Stdin, once read, is put back on fd 0 for that case.
+ * the command itself: no server, a server of another build, one that does not vouch
+ * for us, or one that lost the command. Stdin, once read, is put back on fd 0 for that case.
  */
 #define SERVER_SOCKET "/run/cni-hostdev/server.sock"
-#define SERVER_MAGIC "HDSRV001"
-#define SERVER_FDS 8
+#define SERVER_MAGIC "HDSRV002"
+#define SERVER_FDS 6
 
 struct buffer {
     char *data;
@@ -269,9 +269,9 @@ static int send_all(int sock, const char *data, size_t len) {
     return 0;
 }
 
-/* The server greets each caller it accepts. A server that is stopped or stuck never does, and
- * its callers run their calls themselves after HELLO_TIMEOUT_MS instead of hanging: nothing has
- * been sent yet, so nothing can run twice. */
+/* The server greets each caller it accepts and vouches for. A server that is stopped or stuck
+ * never does, and its callers run their calls themselves after HELLO_TIMEOUT_MS instead of
+ * hanging: nothing has been sent yet, so nothing can run twice. */
 #define HELLO_TIMEOUT_MS 1000
 static int greeted(int sock) {
     struct ucred peer;
@@ -285,43 +285,61 @@ static int greeted(int sock) {
     return ready == 1 && read(sock, &hello, 1) == 1 && hello == 'H';
 }
 
-static void restore_stdin(const struct buffer *in) {
-    int fd = memfd_create("host-device-stdin", MFD_CLOEXEC);
-    if (fd < 0 || write_all(fd, in->data ? in->data : "", in->len) != 0 || lseek(fd, 0, SEEK_SET) != 0)
-        die("cannot keep stdin for running the command here", strerror(errno));
-    dup2(fd, 0); /* dup2 clears CLOEXEC on the copy */
-    close(fd);
-}
-
-static int via_server(const char *hash, char **argv) {
-    const char *path = getenv("CNI_HOSTDEV_SERVER");
-    if (!getenv("CNI_COMMAND") || (path && strcmp(path, "off") == 0)) return -1;
-    if (!path || !path[0]) path = SERVER_SOCKET;
+/* A connected socket to the server, or -1. Non-blocking connect: a server whose listen backlog is
+ * full (stopped, stuck) refuses with EAGAIN at once instead of keeping us waiting. */
+static int connect_server(const char *path) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) return -1;
     strcpy(addr.sun_path, path);
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (sock < 0) return -1;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || !greeted(sock)) {
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || fcntl(sock, F_SETFL, 0) != 0 ||
+        !greeted(sock)) {
         close(sock);
         return -1;
     }
+    return sock;
+}
 
-    struct buffer in = {0}, payload = {0};
+static void read_stdin(struct buffer *in) {
     char chunk[65536];
     for (;;) {
         ssize_t n = read(0, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (append(&in, chunk, (size_t)n) != 0) die("out of memory reading", "stdin");
+        if (n < 0 && errno == EBADF) return; /* no stdin at all: as the command run here would see it */
+        if (n < 0) die("cannot read", "stdin");
+        if (n == 0) return;
+        if (append(in, chunk, (size_t)n) != 0) die("out of memory reading", "stdin");
     }
-    const char *ns_paths[] = {"/proc/self/ns/user", "/proc/self/ns/pid", "/proc/self/ns/mnt", "/proc/self/ns/net"};
-    int fds[SERVER_FDS] = {1, 2, -1, -1, -1, -1, -1, -1};
-    int opened = 1;
-    for (int i = 0; i < 4; i++) opened &= (fds[2 + i] = open(ns_paths[i], O_RDONLY | O_CLOEXEC)) >= 0;
-    opened &= (fds[6] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
-    opened &= (fds[7] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
+}
 
+/* Put what was read of stdin back on fd 0, for the command run here. */
+static void restore_stdin(const struct buffer *in) {
+    const char *data = in->data ? in->data : "";
+    int fd = memfd_create("host-device-stdin", MFD_CLOEXEC);
+    if (fd >= 0) {
+        if (write_all(fd, data, in->len) != 0 || lseek(fd, 0, SEEK_SET) != 0) die("cannot keep stdin", strerror(errno));
+    } else {
+        /* No memfd (an old kernel, a seccomp profile): a pipe holds a network config as well */
+        int ends[2];
+        if (pipe2(ends, O_CLOEXEC) != 0) die("cannot keep stdin", strerror(errno));
+        if (in->len > 65536) fcntl(ends[1], F_SETPIPE_SZ, (int)in->len);
+        if (write_all(ends[1], data, in->len) != 0) die("cannot keep stdin", "it does not fit in a pipe");
+        close(ends[1]);
+        fd = ends[0];
+    }
+    dup2(fd, 0); /* dup2 clears CLOEXEC on the copy */
+    close(fd);
+}
+
+/* The request: header, with our stdio, namespaces, cwd and root attached, then the payload. */
+static int send_request(int sock, const char *hash, char **argv, const struct buffer *in) {
+    int fds[SERVER_FDS] = {1, 2, -1, -1, -1, -1};
+    int opened = (fds[2] = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) >= 0;
+    opened &= (fds[3] = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) >= 0;
+    opened &= (fds[4] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
+    opened &= (fds[5] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
+
+    struct buffer payload = {0};
     uint32_t argc = 0, envc = 0, mask = (uint32_t)umask(022);
     umask((mode_t)mask);
     char fixed[24 + 16];
@@ -329,41 +347,58 @@ static int via_server(const char *hash, char **argv) {
     int ok = opened && append(&payload, fixed, sizeof fixed) == 0;
     for (char **a = argv; ok && *a; a++, argc++) ok = append(&payload, *a, strlen(*a) + 1) == 0;
     for (char **e = environ; ok && *e; e++, envc++) ok = append(&payload, *e, strlen(*e) + 1) == 0;
-    ok = ok && append(&payload, in.data ? in.data : "", in.len) == 0;
-    int status = -1;
+    ok = ok && append(&payload, in->data ? in->data : "", in->len) == 0;
     if (ok) {
-        uint32_t fields[4] = {mask, argc, envc, (uint32_t)in.len};
+        uint32_t fields[4] = {mask, argc, envc, (uint32_t)in->len};
         memcpy(payload.data + 24, fields, sizeof fields);
         char header[12];
         uint32_t length = (uint32_t)payload.len;
         memcpy(header, SERVER_MAGIC, 8);
         memcpy(header + 8, &length, 4);
-        char control[CMSG_SPACE(sizeof fds)];
-        memset(control, 0, sizeof control);
+        union {
+            char buf[CMSG_SPACE(sizeof fds)];
+            struct cmsghdr align;
+        } control;
+        memset(&control, 0, sizeof control);
         struct iovec iov = {.iov_base = header, .iov_len = sizeof header};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
         cmsg->cmsg_level = SOL_SOCKET, cmsg->cmsg_type = SCM_RIGHTS, cmsg->cmsg_len = CMSG_LEN(sizeof fds);
         memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
         ssize_t sent;
         do sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
         while (sent < 0 && errno == EINTR);
-        if (sent == (ssize_t)sizeof header && send_all(sock, payload.data, payload.len) == 0) {
-            char reply[5];
-            size_t got = 0;
-            while (got < sizeof reply) {
-                ssize_t n = read(sock, reply + got, sizeof reply - got);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) break;
-                got += (size_t)n;
-            }
-            if (got == sizeof reply && reply[0] == 'S') memcpy(&status, reply + 1, 4);
-        }
+        ok = sent == (ssize_t)sizeof header && send_all(sock, payload.data, payload.len) == 0;
     }
     for (int i = 2; i < SERVER_FDS; i++)
         if (fds[i] >= 0) close(fds[i]);
-    close(sock);
     free(payload.data);
+    return ok ? 0 : -1;
+}
+
+static int via_server(const char *hash, char **argv) {
+    const char *path = getenv("CNI_HOSTDEV_SERVER");
+    if (!getenv("CNI_COMMAND") || (path && strcmp(path, "off") == 0)) return -1;
+    if (!path || !path[0]) path = SERVER_SOCKET;
+    if (strlen(path) >= sizeof((struct sockaddr_un *)0)->sun_path || access(path, F_OK) != 0) return -1;
+
+    /* All of stdin first: an accepted connection must never wait on the runtime's writing. */
+    struct buffer in = {0};
+    read_stdin(&in);
+    int status = -1, sock = connect_server(path);
+    if (sock >= 0 && send_request(sock, hash, argv, &in) == 0) {
+        char reply[5];
+        size_t got = 0;
+        while (got < sizeof reply) {
+            ssize_t n = read(sock, reply + got, sizeof reply - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        if (got == sizeof reply && reply[0] == 'S') memcpy(&status, reply + 1, 4);
+    }
+    if (sock >= 0) close(sock);
     if (status < 0) restore_stdin(&in);
     free(in.data);
     return status;

@@ -291,3 +291,111 @@ def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plu
     assert "(child" not in warm.log()
     _attach_and_release(plugin, dev, pod)  # awake again, it serves
     assert "ADD ctr1/net1 (child" in warm.log()
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "reason"),
+    [
+        (["setpriv", "--no-new-privs"], "it runs with no_new_privs"),
+        (["setpriv", "--bounding-set", "-sys_admin"], "it lacks effective capabilities 0x200000"),
+        (["unshare", "--user", "--map-root-user"], "it is in another user namespace"),
+    ],
+    ids=["no-new-privs", "no-cap-sys-admin", "user-namespace"],
+)
+def test_a_confined_root_caller_is_not_served(
+    tmp_path: Path, binary_plugin: Plugin, warm: Server, wrapper: list[str], reason: str
+) -> None:
+    """Root that cannot do everything the server can (a confined container's root) runs its call itself."""
+    plugin = Plugin([*wrapper, *binary_plugin.argv], binary_plugin.data_dir, {"CNI_HOSTDEV_SERVER": str(warm.sock)})
+    outcome = plugin.run("VERSION", {"cniVersion": "1.1.0"})
+    assert outcome.status == 0 and outcome.out is not None, outcome.stdout + outcome.stderr
+    assert "1.1.0" in outcome.out["supportedVersions"]
+    _wait_for(lambda: "refused a caller" in warm.log(), "the server's refusal")
+    assert reason in warm.log(), warm.log()
+    assert "(child" not in warm.log()
+
+
+def test_a_caller_without_cap_sys_admin_gets_no_add_done(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """The server would have the privileges to move the device: it must not lend them."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    confined = ["setpriv", "--bounding-set", "-sys_admin,-net_admin", *binary_plugin.argv]
+    plugin = Plugin(confined, binary_plugin.data_dir, {"CNI_HOSTDEV_SERVER": str(warm.sock)})
+    outcome = plugin.run("ADD", conf_for(plugin, device=dev), **pod_env(pod))
+    assert outcome.status != 0 and outcome.out is not None and "code" in outcome.out, outcome.stdout
+    assert link_json(dev) is not None and link_json("net1", pod) is None
+    assert "refused a caller" in warm.log() and "(child" not in warm.log()
+
+
+def test_a_full_listen_backlog_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plugin, tmp_path: Path) -> None:
+    """A server that stopped accepting, its backlog full: connecting must fail at once, not block."""
+    sock = tmp_path / "stuck.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fillers: list[socket.socket] = []
+    with listener:
+        listener.bind(str(sock))
+        listener.listen(0)
+        for _ in range(4):
+            filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            try:
+                filler.connect(str(sock))
+            except BlockingIOError:
+                filler.close()
+                break
+            fillers.append(filler)
+        else:
+            pytest.fail("the backlog never filled")
+        dev, _ = sandbox.veth()
+        pod = sandbox.pod()
+        plugin = Plugin(binary_plugin.argv, binary_plugin.data_dir, {"CNI_HOSTDEV_SERVER": str(sock)})
+        _attach_and_release(plugin, dev, pod)  # Plugin.run gives up (and fails the test) after 60 s
+        for filler in fillers:
+            filler.close()
+
+
+def test_a_runtime_slow_to_write_stdin_is_still_served(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """The launcher reads all of stdin before connecting: the server never waits on a runtime."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = json.dumps(conf_for(plugin, device=dev)).encode()
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", **plugin.base_env}
+    call = subprocess.Popen(plugin.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**env, **pod_env(pod)})
+    assert call.stdin is not None
+    call.stdin.write(conf[:10])
+    call.stdin.flush()
+    time.sleep(server.REQUEST_TIMEOUT + 0.5)  # longer than the server waits for a request
+    call.stdin.write(conf[10:])
+    call.stdin.close()
+    assert call.wait(timeout=60) == 0
+    assert link_json("net1", pod) is not None
+    assert "bad request" not in warm.log() and "ADD ctr1/net1 (child" in warm.log(), warm.log()
+    assert plugin.run("DEL", conf_for(plugin, device=dev), **pod_env(pod)).status == 0
+
+
+def test_a_call_outlives_its_server(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """The server dies mid-call: its child finishes and replies, and the caller does not run it again."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    conf = conf_for(plugin, device=dev)
+    lock_dir = Path(plugin.data_dir) / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        caller = _start_call(plugin, conf, pod_env(pod))
+        _wait_for(lambda: warm.children(), "the server's child")
+        child = warm.children()[0]
+        warm.proc.kill()
+        warm.proc.wait()
+        time.sleep(0.5)
+        assert Path(f"/proc/{child}").exists(), "the child died with its server"
+    assert caller.stdout is not None
+    out = caller.stdout.read()
+    assert caller.wait(timeout=60) == 0
+    assert json.loads(out)["interfaces"][0]["name"] == "net1"
+    assert out.count(b'"interfaces"') == 1
+    assert link_json("net1", pod) is not None
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0  # the socket is stale now: run here
+    assert link_json(dev) is not None
