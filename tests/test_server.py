@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -399,3 +400,34 @@ def test_a_call_outlives_its_server(sandbox: Sandbox, binary_plugin: Plugin, war
     assert link_json("net1", pod) is not None
     assert plugin.run("DEL", conf, **pod_env(pod)).status == 0  # the socket is stale now: run here
     assert link_json(dev) is not None
+
+
+def test_a_chrooted_caller_is_served_in_its_own_root(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """The child runs in the caller's root, where none of the server's files are: all it needs is preloaded."""
+    root = Path(binary_plugin.data_dir).parent / "root"
+    for directory in ("proc", "run/netns", "srv", "usr/lib/cni", "lib64", "lib/x86_64-linux-gnu", "state"):
+        (root / directory).mkdir(parents=True)
+    shutil.copy(BINARY, root / "host-device")
+    shutil.copy("/usr/lib/cni/static", root / "usr/lib/cni")  # IPAM: a child execs it in that root
+    shutil.copy("/lib64/ld-linux-x86-64.so.2", root / "lib64")
+    shutil.copy("/lib/x86_64-linux-gnu/libc.so.6", root / "lib/x86_64-linux-gnu")
+    enter = (
+        'mount -t proc proc "$1/proc" && mount --rbind /run/netns "$1/run/netns" && '
+        'mount --bind "$2" "$1/srv" && exec chroot "$1" /host-device'
+    )
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", enter, "-", str(root), str(warm.sock.parent)]
+    plugin = Plugin(argv, "/state", {"CNI_HOSTDEV_SERVER": f"/srv/{warm.sock.name}"})
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(plugin, "1.0.0", device=dev, ipam={"type": "static", "addresses": [{"address": "10.45.0.2/24"}]})
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert added.out is not None and added.out["ips"][0]["address"] == "10.45.0.2/24"
+    assert (root / "state" / "tnet").is_dir()  # the record went to the caller's root
+    deleted = plugin.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    assert link_json(dev) is not None and link_json("net1", pod) is None
+    log = warm.log()
+    assert "ADD ctr1/net1 (child" in log and "DEL ctr1/net1 (child" in log, log
+    assert "killed by signal" not in log and "status 1" not in log, log
+    assert not list(root.glob(".host-device.run-*")), "the launcher ran the call itself"
