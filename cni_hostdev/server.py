@@ -13,7 +13,7 @@ when there is no socket, when the server is of another build (an upgraded file
 never runs old code), when the server does not vouch for the caller (below), and
 when a child dies by a signal. In that last case the command may have been cut
 short, and running it again is what the crash-recovery design makes safe.
-If the caller dies (a runtime's timeout), its child is SIGKILLed, as the plugin
+If the caller dies (a runtime's timeout), its child dies of SIGIO, as the plugin
 itself would have been. If the server dies, its children finish their calls and
 reply themselves: a finished ADD is never run a second time.
 
@@ -40,9 +40,11 @@ by the server: run it yourself).
 from __future__ import annotations
 
 import errno
+import fcntl
 import gc
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -61,9 +63,6 @@ FD_NAMES = ("stdout", "stderr", "mnt", "net", "cwd", "root")
 MAX_PAYLOAD = 16 << 20
 REQUEST_TIMEOUT = 2.0  # the launcher sends all at once; a stalled caller must not stall others
 UPGRADE_CHECK_INTERVAL = 5.0
-# After the caller hangs up, a child that has already replied exits within microseconds; one
-# still running when this has passed was abandoned mid-call and is killed.
-ABANDONED_GRACE = 0.1
 SO_PEERPIDFD = 77  # Linux 6.5; older kernels: pidfd_open(2) of SO_PEERCRED's pid
 
 log = logs.get_logger(__name__)
@@ -163,7 +162,9 @@ class Privileges:
         try:
             with open(f"{proc}/attr/current", "rb") as attr:
                 self.label = attr.read().rstrip(b"\0\n").decode(errors="replace")
-        except OSError:
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOENT):
+                raise  # a label we cannot read is not the absence of one
             self.label = ""  # no LSM that keeps a label
         self.namespaces = {kind: _ns_id(f"{proc}/ns/{kind}") for kind in ("user", "pid")}
 
@@ -177,17 +178,25 @@ class Privileges:
             return f"it lacks effective capabilities {missing:#x}"
         if self.no_new_privs > server.no_new_privs:
             return "it runs with no_new_privs"
-        if self.seccomp > server.seccomp:
-            return "it runs under a seccomp filter"
-        if self.label not in (server.label, "", "unconfined"):
+        if self.seccomp:
+            return "it runs under seccomp"  # whose filter, stricter than ours or not, we cannot tell
+        if self.label not in (server.label, "unconfined"):
             return f"it runs confined by the LSM label {self.label!r}"
         return None
 
 
 def _peer_pidfd(conn: socket.socket, pid: int) -> int:
+    """A pidfd of the process that connected.
+
+    Before Linux 6.5 (no SO_PEERPIDFD) it is a pidfd of whatever has `pid` now: the connecting
+    process could have exited and its pid been reused in between, a window of microseconds
+    that would need the whole pid space cycled through within it.
+    """
     try:
         return conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
-    except OSError:
+    except OSError as err:
+        if err.errno != errno.ENOPROTOOPT:
+            raise  # the connecting process is gone: whatever has its pid now is not the caller
         return os.pidfd_open(pid)
 
 
@@ -230,15 +239,24 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass  # the listing's own fd, closed by now
 
 
-def _run_child(request: Request, conn: socket.socket) -> None:
+def _run_child(request: Request, conn: socket.socket, go: int) -> None:
     """In the forked child: become the caller's plugin process, run the command, reply, exit.
 
-    The child replies itself, so a call the server no longer watches over (it died, or was
-    restarted) still ends with its status, and the caller never runs a finished call again.
+    The child starts only once the server watches it (one byte on `go`; EOF: the server
+    cannot, and the caller runs the command). It replies itself and dies with its caller
+    (SIGIO when the caller's end closes), whether or not the server is still there: a server
+    restarted mid-call neither loses a finished call nor leaves an abandoned one running.
     """
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        if os.read(go, 1) != b"g":
+            os._exit(0)
+        os.close(go)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGIO):
             signal.signal(sig, signal.SIG_DFL)
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, fcntl.fcntl(conn.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
+        if select.select([conn], [], [], 0)[0]:
+            os.kill(os.getpid(), signal.SIGIO)  # the caller left before the signal was armed
         fds = request.fds
         _close_other_fds({*fds.values(), conn.fileno()})  # the listener, other callers' sockets and children
         if not _same_ns(fds["mnt"], "mnt"):
@@ -267,6 +285,7 @@ def _run_child(request: Request, conn: socket.socket) -> None:
 
         obj, status = cli.run_plugin(os.environ, request.stdin)
         cli.write_outcome(obj)
+        signal.signal(signal.SIGIO, signal.SIG_IGN)  # done: the caller may hang up as soon as it reads this
         _reply(conn, b"S", status)
         os._exit(status)
     except BaseException as err:  # the caller reruns the command when we die without a status
@@ -303,15 +322,14 @@ def _preload() -> None:
 
 
 class _Call:
-    __slots__ = ("abandoned_at", "child", "conn", "pidfd", "started", "what")
+    __slots__ = ("child", "conn", "pidfd", "started", "what")
 
     def __init__(self, conn: socket.socket, child: int, pidfd: int, what: str) -> None:
-        self.conn: socket.socket | None = conn
+        self.conn = conn
         self.child = child
         self.pidfd = pidfd
         self.what = what
         self.started = time.monotonic()
-        self.abandoned_at: float | None = None
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
@@ -357,6 +375,7 @@ class Server:
         self.path = path
         self.payload_hash = payload_hash
         self.privileges = Privileges("/proc/self")
+        os.close(os.pidfd_open(os.getpid()))  # children are watched by pidfd (Linux 5.3): fail here, not per call
         self.listener, self.inode = _listen(path)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, None)
@@ -367,6 +386,11 @@ class Server:
         if self.accepting:
             self.selector.unregister(self.listener)
             self.accepting = False
+
+    def resume_accepting(self) -> None:
+        if not self.accepting and self.listener.fileno() >= 0:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+            self.accepting = True
 
     def close_listener(self) -> None:
         if self.listener.fileno() >= 0:
@@ -379,7 +403,7 @@ class Server:
             conn, _ = self.listener.accept()
         except OSError as err:
             if err.errno in (errno.EMFILE, errno.ENFILE):
-                # Out of fds: accept again once a call in flight has given some back.
+                # Out of fds: try again after a pause or once a call in flight gives some back.
                 log.warning("out of file descriptors with %d calls in flight", len(self.calls))
                 self.pause_accepting()
             return
@@ -418,21 +442,28 @@ class Server:
             conn.close()
             return
         try:
-            child = os.fork()
+            go, ready = os.pipe()
+            try:
+                child = os.fork()
+            except OSError:
+                os.close(go)
+                os.close(ready)
+                raise
         except OSError as err:
-            log.warning("cannot fork for %s: %s", env.get("CNI_COMMAND"), err)
+            log.warning("cannot start a child for %s: %s", env.get("CNI_COMMAND"), err)
             _reply(conn, b"F")
             conn.close()
             return
         if child == 0:
-            _run_child(request, conn)
+            os.close(ready)
+            _run_child(request, conn, go)
+        os.close(go)
         pod = f"{env.get('CNI_CONTAINERID', '-')}/{env.get('CNI_IFNAME', '-')}"
         what = f"{env.get('CNI_COMMAND')} {pod} (child {child})"
         try:
             pidfd = os.pidfd_open(child)
         except OSError as err:
-            # Unwatchable: stop the child before it starts anything, the caller runs the call.
-            os.kill(child, signal.SIGKILL)
+            os.close(ready)  # EOF: the child exits before it does anything
             os.waitpid(child, 0)
             log.warning("%s: cannot watch the child (%s); the caller runs it itself", what, err)
             _reply(conn, b"F")
@@ -441,63 +472,26 @@ class Server:
         call = _Call(conn, child, pidfd, what)
         self.calls[pidfd] = call
         self.selector.register(pidfd, selectors.EVENT_READ, call)
-        self.selector.register(conn, selectors.EVENT_READ, call)
-
-    def caller_left(self, call: _Call) -> None:
-        """The caller hung up: after its reply, or abandoning the call (then the child must go)."""
-        assert call.conn is not None
-        self.selector.unregister(call.conn)
-        call.conn.close()
-        call.conn = None
-        call.abandoned_at = time.monotonic()
-
-    def kill_abandoned(self) -> float:
-        """SIGKILL children whose callers left while they ran; the seconds until the next is due."""
-        now, wait = time.monotonic(), 1.0
-        for call in self.calls.values():
-            if call.abandoned_at is None:
-                continue
-            due = call.abandoned_at + ABANDONED_GRACE
-            if now < due:
-                wait = min(wait, due - now)
-                continue
-            try:
-                signal.pidfd_send_signal(call.pidfd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it exited meanwhile
-            log.warning("%s: the caller went away after %.0f ms; killed the child", call.what, call.elapsed_ms())
-            call.abandoned_at = float("inf")  # killed; reaped when its pidfd says so
-        return wait
+        os.write(ready, b"g")
+        os.close(ready)
 
     def child_exited(self, call: _Call) -> None:
         _, wait_status = os.waitpid(call.child, 0)  # the pidfd is readable: this does not block
-        if call.conn is not None:
-            if os.WIFSIGNALED(wait_status):
-                _reply(call.conn, b"F")  # cut short by a signal: the caller runs it again itself
-                log.warning("%s: killed by signal %d; the caller runs it itself", call.what, os.WTERMSIG(wait_status))
+        if os.WIFSIGNALED(wait_status):
+            _reply(call.conn, b"F")  # cut short: the caller (if still there) runs it again itself
+            if os.WTERMSIG(wait_status) == signal.SIGIO:
+                log.warning("%s: the caller went away after %.0f ms; the child stopped", call.what, call.elapsed_ms())
             else:
-                log.info("%s: status %d in %.0f ms", call.what, os.WEXITSTATUS(wait_status), call.elapsed_ms())
-            self.selector.unregister(call.conn)
-            call.conn.close()
-        elif call.abandoned_at is not None and call.abandoned_at < float("inf"):
-            log.info("%s: status %d in %.0f ms", call.what, os.waitstatus_to_exitcode(wait_status), call.elapsed_ms())
+                log.warning("%s: killed by signal %d; the caller runs it itself", call.what, os.WTERMSIG(wait_status))
+        else:
+            # The child has replied; this copy only matters if its reply could not be sent.
+            _reply(call.conn, b"S", os.WEXITSTATUS(wait_status))
+            log.info("%s: status %d in %.0f ms", call.what, os.WEXITSTATUS(wait_status), call.elapsed_ms())
+        call.conn.close()
         self.selector.unregister(call.pidfd)
         os.close(call.pidfd)
         del self.calls[call.pidfd]
-        if not self.accepting and self.listener.fileno() >= 0:
-            self.selector.register(self.listener, selectors.EVENT_READ, None)
-            self.accepting = True
-
-    def handle(self, key: selectors.SelectorKey) -> None:
-        call: _Call | None = key.data
-        if call is None:
-            self.accept()
-        elif self.calls.get(call.pidfd) is not call:
-            return  # both ends woke in one round; the first took care of it
-        elif key.fileobj is call.conn:
-            self.caller_left(call)
-        else:
-            self.child_exited(call)
+        self.resume_accepting()
 
 
 def serve(path: str = DEFAULT_SOCKET) -> int:
@@ -528,8 +522,14 @@ def serve(path: str = DEFAULT_SOCKET) -> int:
                     stopping = True  # a supervisor (systemd, the kubelet) starts the new build's server
             if stopping:
                 srv.close_listener()
-            for key, _ in srv.selector.select(timeout=srv.kill_abandoned()):
-                srv.handle(key)
+            ready = srv.selector.select(timeout=1.0)
+            if not ready:
+                srv.resume_accepting()  # after a pause for want of fds
+            for key, _ in ready:
+                if key.data is None:
+                    srv.accept()
+                else:
+                    srv.child_exited(key.data)
     finally:
         srv.close_listener()
     log.info("stopped")

@@ -100,6 +100,25 @@ def _start_call(plugin: Plugin, conf: dict[str, object], env: dict[str, str]) ->
     return call
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie: an orphan waits for whoever reaps it in this container."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+SECCOMP_ALLOW_ALL = """
+import ctypes, os, sys
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(ctypes.c_uint64))]
+allow = ctypes.c_uint64(0x7FFF0000 << 32 | 0x06)  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
+if ctypes.CDLL(None).prctl(22, 2, ctypes.byref(Program(1, ctypes.pointer(allow))), 0, 0) != 0:
+    sys.exit("seccomp filter not installed")
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
 def _wait_for(predicate: object, what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -300,8 +319,9 @@ def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plu
         (["setpriv", "--no-new-privs"], "it runs with no_new_privs"),
         (["setpriv", "--bounding-set", "-sys_admin"], "it lacks effective capabilities 0x200000"),
         (["unshare", "--user", "--map-root-user"], "it is in another user namespace"),
+        ([sys.executable, "-c", SECCOMP_ALLOW_ALL], "it runs under seccomp"),
     ],
-    ids=["no-new-privs", "no-cap-sys-admin", "user-namespace"],
+    ids=["no-new-privs", "no-cap-sys-admin", "user-namespace", "seccomp"],
 )
 def test_a_confined_root_caller_is_not_served(
     tmp_path: Path, binary_plugin: Plugin, warm: Server, wrapper: list[str], reason: str
@@ -391,7 +411,8 @@ def test_a_call_outlives_its_server(sandbox: Sandbox, binary_plugin: Plugin, war
         warm.proc.kill()
         warm.proc.wait()
         time.sleep(0.5)
-        assert Path(f"/proc/{child}").exists(), "the child died with its server"
+        assert _alive(child), "the child died with its server"
+        assert os.readlink(f"/proc/{caller.pid}/exe") == str(BINARY), "the caller gave up on its child"
     assert caller.stdout is not None
     out = caller.stdout.read()
     assert caller.wait(timeout=60) == 0
@@ -431,3 +452,76 @@ def test_a_chrooted_caller_is_served_in_its_own_root(sandbox: Sandbox, binary_pl
     assert "ADD ctr1/net1 (child" in log and "DEL ctr1/net1 (child" in log, log
     assert "killed by signal" not in log and "status 1" not in log, log
     assert not list(root.glob(".host-device.run-*")), "the launcher ran the call itself"
+
+
+def test_a_call_abandoned_after_its_server_died_stops(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
+    """With no server left to kill it, the child notices its caller is gone by itself."""
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    plugin = _served(binary_plugin, warm)
+    lock_dir = Path(plugin.data_dir) / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        caller = _start_call(plugin, conf_for(plugin, device=dev), pod_env(pod))
+        _wait_for(lambda: warm.children(), "the server's child")
+        child = warm.children()[0]
+        warm.proc.kill()
+        warm.proc.wait()
+        caller.kill()
+        caller.wait()
+        _wait_for(lambda: not _alive(child), "the abandoned child to stop")
+    assert link_json(dev) is not None and link_json("net1", pod) is None
+
+
+def _fake_proc(root: Path, label: str | None = "unconfined", seccomp: int = 0, caps: str = "000001ffffffffff") -> str:
+    """A /proc/PID as Privileges reads it; `label` None: one that cannot be read."""
+    root.mkdir()
+    (root / "status").write_text(f"Name:\tx\nCapEff:\t{caps}\nNoNewPrivs:\t0\nSeccomp:\t{seccomp}\n")
+    (root / "ns").mkdir()
+    for kind in ("user", "pid"):
+        (root / "ns" / kind).symlink_to(f"/proc/self/ns/{kind}")
+    if label is None:
+        (root / "attr" / "current").mkdir(parents=True)
+    elif label:
+        (root / "attr").mkdir()
+        (root / "attr" / "current").write_text(label + "\n")
+    return str(root)
+
+
+def test_privileges_compare_what_confines_a_process(tmp_path: Path) -> None:
+    unconfined = server.Privileges(_fake_proc(tmp_path / "server"))
+    assert server.Privileges(_fake_proc(tmp_path / "peer")).shortfall(unconfined) is None
+    confined = server.Privileges(_fake_proc(tmp_path / "confined", label="cri-containerd.apparmor.d (enforce)"))
+    assert "LSM label 'cri-containerd.apparmor.d (enforce)'" in str(confined.shortfall(unconfined))
+    filtered = server.Privileges(_fake_proc(tmp_path / "filtered", seccomp=2))
+    assert filtered.shortfall(unconfined) == "it runs under seccomp"
+    capless = server.Privileges(_fake_proc(tmp_path / "capless", caps="000001ffffdfffff"))
+    assert capless.shortfall(unconfined) == "it lacks effective capabilities 0x200000"
+    # A server confined itself serves an unconfined caller; with no LSM at all, nobody has a label.
+    assert unconfined.shortfall(confined) is None
+    no_lsm = server.Privileges(_fake_proc(tmp_path / "bare", label=""))
+    assert no_lsm.label == "" and no_lsm.shortfall(server.Privileges(_fake_proc(tmp_path / "bare2", label=""))) is None
+    assert no_lsm.shortfall(unconfined) is not None
+    with pytest.raises(OSError):
+        server.Privileges(_fake_proc(tmp_path / "unreadable", label=None))
+
+
+def test_a_caller_gone_before_it_is_vouched_for_is_refused(tmp_path: Path) -> None:
+    """Whatever has the connecting process's pid later is never judged in its place."""
+    path = str(tmp_path / "vouch.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connector = os.fork()
+        if connector == 0:
+            try:
+                client.connect(path)  # the socket stays open in the parent: handed on, as an attacker would
+            finally:
+                os._exit(0)
+        os.waitpid(connector, 0)
+        conn, _ = listener.accept()
+        with conn, client:
+            reason = server.vouch(conn, server.Privileges("/proc/self"))
+    assert reason is not None and f"pid {connector}" in reason
