@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 
@@ -98,6 +100,18 @@ def _start_call(plugin: Plugin, conf: dict[str, object], env: dict[str, str]) ->
     call.stdin.write(json.dumps(conf).encode())
     call.stdin.close()
     return call
+
+
+@contextmanager
+def _call_waiting_for_its_lock(plugin: Plugin, srv: Server, dev: str, pod: str) -> Iterator[tuple[Popen[bytes], int]]:
+    """An ADD of `dev` handed to `srv`, its child waiting for the device's lock until the block ends."""
+    lock_dir = Path(plugin.data_dir) / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        caller = _start_call(plugin, conf_for(plugin, device=dev), pod_env(pod))
+        _wait_for(lambda: srv.children(), "the server's child")
+        yield caller, srv.children()[0]
 
 
 def _alive(pid: int) -> bool:
@@ -186,14 +200,7 @@ def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plug
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     plugin = _served(binary_plugin, warm)
-    conf = conf_for(plugin, device=dev)
-    lock_dir = Path(plugin.data_dir) / "locks"
-    lock_dir.mkdir(parents=True)
-    with open(lock_dir / f"name-{dev}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # the child waits for the device's lock
-        caller = _start_call(plugin, conf, pod_env(pod))
-        _wait_for(lambda: warm.children(), "the server's child")
-        child = warm.children()[0]
+    with _call_waiting_for_its_lock(plugin, warm, dev, pod) as (caller, child):
         caller.kill()  # what a runtime's timeout does
         caller.wait()
         _wait_for(lambda: not Path(f"/proc/{child}").exists(), "the child to be killed")
@@ -401,13 +408,7 @@ def test_a_call_outlives_its_server(sandbox: Sandbox, binary_plugin: Plugin, war
     pod = sandbox.pod()
     plugin = _served(binary_plugin, warm)
     conf = conf_for(plugin, device=dev)
-    lock_dir = Path(plugin.data_dir) / "locks"
-    lock_dir.mkdir(parents=True)
-    with open(lock_dir / f"name-{dev}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        caller = _start_call(plugin, conf, pod_env(pod))
-        _wait_for(lambda: warm.children(), "the server's child")
-        child = warm.children()[0]
+    with _call_waiting_for_its_lock(plugin, warm, dev, pod) as (caller, child):
         warm.proc.kill()
         warm.proc.wait()
         time.sleep(0.5)
@@ -459,13 +460,7 @@ def test_a_call_abandoned_after_its_server_died_stops(sandbox: Sandbox, binary_p
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     plugin = _served(binary_plugin, warm)
-    lock_dir = Path(plugin.data_dir) / "locks"
-    lock_dir.mkdir(parents=True)
-    with open(lock_dir / f"name-{dev}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        caller = _start_call(plugin, conf_for(plugin, device=dev), pod_env(pod))
-        _wait_for(lambda: warm.children(), "the server's child")
-        child = warm.children()[0]
+    with _call_waiting_for_its_lock(plugin, warm, dev, pod) as (caller, child):
         warm.proc.kill()
         warm.proc.wait()
         caller.kill()
