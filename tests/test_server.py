@@ -40,6 +40,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def logged(self, *lines: str) -> str:
+        """The log once it has all of `lines`: a child replies before the server reaps and logs it."""
+        _wait_for(lambda: all(line in self.log() for line in lines), f"{lines} in the server's log")
+        return self.log()
+
     def children(self) -> list[int]:
         found = []
         for entry in os.listdir("/proc"):
@@ -174,7 +179,7 @@ def test_served_add_check_del(sandbox: Sandbox, binary_plugin: Plugin, warm: Ser
     deleted = plugin.run("DEL", conf, **pod_env(pod))
     assert deleted.status == 0, deleted.stdout + deleted.stderr
     assert link_json(dev)["address"] == mac  # type: ignore[index]
-    log = warm.log()
+    log = warm.logged("ADD ctr1/net1 (child", "CHECK ctr1/net1 (child", "DEL ctr1/net1 (child")
     for command in ("ADD", "CHECK", "DEL"):
         assert f"{command} ctr1/net1 (child" in log and "status 0" in log, log
 
@@ -188,7 +193,7 @@ def test_served_error_reaches_the_caller(sandbox: Sandbox, binary_plugin: Plugin
     assert missing in outcome.out["msg"]  # type: ignore[index]
     assert missing in outcome.stderr  # the child wrote to the caller's stderr, not the server's
     assert missing not in warm.log()
-    assert "ADD ctr1/net1 (child" in warm.log() and "status 1" in warm.log()
+    assert "status 1" in warm.logged("ADD ctr1/net1 (child")
 
 
 def test_server_in_another_mount_namespace_enters_the_callers(
@@ -211,7 +216,7 @@ def test_server_in_another_mount_namespace_enters_the_callers(
     pod = sandbox.pod()
     for srv in _start([*hidden, str(BINARY)], tmp_path):
         _attach_and_release(_served(binary_plugin, srv), dev, pod)
-        assert "ADD ctr1/net1 (child" in srv.log() and "DEL ctr1/net1 (child" in srv.log()
+        assert "status 0" in srv.logged("ADD ctr1/net1 (child", "DEL ctr1/net1 (child")
 
 
 def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plugin: Plugin, warm: Server) -> None:
@@ -222,7 +227,7 @@ def test_caller_killed_mid_command_kills_its_child(sandbox: Sandbox, binary_plug
         caller.kill()  # what a runtime's timeout does
         caller.wait()
         _wait_for(lambda: not Path(f"/proc/{child}").exists(), "the child to be killed")
-    assert "the caller went away" in warm.log()
+    assert "the child stopped" in warm.logged("the caller went away")
     assert link_json(dev) is not None  # nothing was moved
     _attach_and_release(plugin, dev, pod)
 
@@ -235,7 +240,7 @@ def test_child_killed_mid_command_is_rerun_by_the_caller(sandbox: Sandbox, binar
     conf = conf_for(plugin, device=dev)
     killed = plugin.run("ADD", conf, CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="record-written", **pod_env(pod))
     assert killed.status == -signal.SIGKILL  # the rerun here died at the same step
-    assert "killed by signal 9; the caller runs it itself" in warm.log()
+    assert "ADD ctr1/net1" in warm.logged("killed by signal 9; the caller runs it itself")
     assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
     assert link_json(dev) is not None
     _attach_and_release(plugin, dev, pod)
@@ -276,7 +281,7 @@ def test_parallel_served_adds(sandbox: Sandbox, binary_plugin: Plugin, warm: Ser
     for i, dev in enumerate(devices):
         assert plugin.run("DEL", conf_for(plugin, device=dev), **pod_env(pod, f"c{i}", f"net{i}")).status == 0
     assert all(link_json(dev) is not None for dev in devices)
-    assert warm.log().count("ADD c") == len(devices)
+    _wait_for(lambda: warm.log().count("ADD c") == len(devices), "every ADD in the server's log")
 
 
 def test_request_parsing_rejects_what_the_launcher_never_sends() -> None:
@@ -315,7 +320,7 @@ def test_unpacked_install_is_served_too(sandbox: Sandbox, tmp_path: Path, warm: 
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     _attach_and_release(plugin, dev, pod)
-    assert "ADD ctr1/net1 (child" in warm.log() and "DEL ctr1/net1 (child" in warm.log()
+    assert "status 0" in warm.logged("ADD ctr1/net1 (child", "DEL ctr1/net1 (child")
     # and without the server, by itself
     _attach_and_release(Plugin(plugin.argv, plugin.data_dir, {"CNI_HOSTDEV_SERVER": "off"}), dev, pod)
     assert warm.log().count("ADD ctr1/net1 (child") == 1
@@ -335,7 +340,7 @@ def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plu
         os.kill(warm.proc.pid, signal.SIGCONT)
     assert "(child" not in warm.log()
     _attach_and_release(plugin, dev, pod)  # awake again, it serves
-    assert "ADD ctr1/net1 (child" in warm.log()
+    assert "status 0" in warm.logged("ADD ctr1/net1 (child")
 
 
 @pytest.mark.parametrize(
@@ -416,7 +421,7 @@ def test_a_runtime_slow_to_write_stdin_is_still_served(sandbox: Sandbox, binary_
     call.stdin.close()
     assert call.wait(timeout=60) == 0
     assert link_json("net1", pod) is not None
-    assert "bad request" not in warm.log() and "ADD ctr1/net1 (child" in warm.log(), warm.log()
+    assert "bad request" not in warm.logged("ADD ctr1/net1 (child")
     assert plugin.run("DEL", conf_for(plugin, device=dev), **pod_env(pod)).status == 0
 
 
@@ -467,8 +472,7 @@ def test_a_chrooted_caller_is_served_in_its_own_root(sandbox: Sandbox, binary_pl
     deleted = plugin.run("DEL", conf, **pod_env(pod))
     assert deleted.status == 0, deleted.stdout + deleted.stderr
     assert link_json(dev) is not None and link_json("net1", pod) is None
-    log = warm.log()
-    assert "ADD ctr1/net1 (child" in log and "DEL ctr1/net1 (child" in log, log
+    log = warm.logged("ADD ctr1/net1 (child", "DEL ctr1/net1 (child")
     assert "killed by signal" not in log and "status 1" not in log, log
     assert not list(root.glob(".host-device.run-*")), "the launcher ran the call itself"
 
