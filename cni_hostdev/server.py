@@ -19,8 +19,8 @@ reply themselves: a finished ADD is never run a second time.
 
 The server runs commands with its own privileges, so it runs them only for a caller
 that has all of them anyway: same uid, user and PID namespace, every effective
-capability the server has, no seccomp filter or no_new_privs the server lacks, and
-the server's LSM label (or none). A root process in a confined container that can
+capability the server has, no seccomp filter at all, no no_new_privs the server
+lacks, and the server's LSM label (or "unconfined"). A root process in a confined container that can
 reach the socket gets nothing from it that it could not do itself. The caller is
 judged by what the kernel says of the process that connected (SO_PEERCRED, and a
 pidfd that proves /proc/PID still names it), never by what it sends.
@@ -438,8 +438,7 @@ class Server:
         reason = refusal(request, self.payload_hash)
         if reason is not None:
             log.info("caller runs %s itself: %s", env.get("CNI_COMMAND", "?"), reason)
-            _reply(conn, b"F")
-            conn.close()
+            _hand_back(conn)
             return
         try:
             go, ready = os.pipe()
@@ -451,8 +450,7 @@ class Server:
                 raise
         except OSError as err:
             log.warning("cannot start a child for %s: %s", env.get("CNI_COMMAND"), err)
-            _reply(conn, b"F")
-            conn.close()
+            _hand_back(conn)
             return
         if child == 0:
             os.close(ready)
@@ -466,8 +464,7 @@ class Server:
             os.close(ready)  # EOF: the child exits before it does anything
             os.waitpid(child, 0)
             log.warning("%s: cannot watch the child (%s); the caller runs it itself", what, err)
-            _reply(conn, b"F")
-            conn.close()
+            _hand_back(conn)
             return
         call = _Call(conn, child, pidfd, what)
         self.calls[pidfd] = call
@@ -560,3 +557,9 @@ def _reply(conn: socket.socket, kind: bytes, status: int = 0) -> None:
         conn.sendall(REPLY.pack(kind, status))
     except OSError:
         pass  # the caller is gone; nothing to tell
+
+
+def _hand_back(conn: socket.socket) -> None:
+    """Tell the caller to run the command itself, and let it go."""
+    _reply(conn, b"F")
+    conn.close()

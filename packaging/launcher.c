@@ -323,9 +323,8 @@ static void restore_stdin(const struct buffer *in) {
          * Nobody reads it yet, so its write end must not block once full. */
         int ends[2];
         if (pipe2(ends, O_CLOEXEC) != 0) die("cannot keep stdin", strerror(errno));
-        if (in->len > 65536 && fcntl(ends[1], F_SETPIPE_SZ, (int)in->len) < 0)
-            die("cannot keep stdin", "it does not fit in a pipe");
-        if (fcntl(ends[1], F_SETFL, O_NONBLOCK) != 0 || write_all(ends[1], data, in->len) != 0)
+        if ((in->len > 65536 && fcntl(ends[1], F_SETPIPE_SZ, (int)in->len) < 0) ||
+            fcntl(ends[1], F_SETFL, O_NONBLOCK) != 0 || write_all(ends[1], data, in->len) != 0)
             die("cannot keep stdin", "it does not fit in a pipe");
         close(ends[1]);
         fd = ends[0];

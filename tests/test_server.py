@@ -127,33 +127,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
-SECCOMP_ALLOW_ALL = """
+_SECCOMP_WRAPPER = """
 import ctypes, os, sys
 class Program(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(ctypes.c_uint64))]
-allow = ctypes.c_uint64(0x7FFF0000 << 32 | 0x06)  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
-if ctypes.CDLL(None).prctl(22, 2, ctypes.byref(Program(1, ctypes.pointer(allow))), 0, 0) != 0:
-    sys.exit("seccomp filter not installed")
-os.execv(sys.argv[1], sys.argv[1:])
-"""
-
-
-SECCOMP_NO_MEMFD = """
-import ctypes, os, sys
-class Program(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(ctypes.c_uint64))]
-def op(code, k, jt=0, jf=0):
+def op(code, k, jt=0, jf=0):  # struct sock_filter, packed into 64 bits
     return code | jt << 16 | jf << 24 | k << 32
-program = (ctypes.c_uint64 * 4)(
-    op(0x20, 0),                  # load the syscall number
-    op(0x15, 319, 0, 1),          # memfd_create on x86_64?
-    op(0x06, 0x00050000 | 38),    # then fail with ENOSYS, as an old kernel would
-    op(0x06, 0x7FFF0000),         # else allow
-)
-if ctypes.CDLL(None).prctl(22, 2, ctypes.byref(Program(4, program)), 0, 0) != 0:
+program = (ctypes.c_uint64 * len(PROGRAM))(*(op(*i) for i in PROGRAM))
+if ctypes.CDLL(None).prctl(22, 2, ctypes.byref(Program(len(PROGRAM), program)), 0, 0) != 0:
     sys.exit("seccomp filter not installed")
 os.execv(sys.argv[1], sys.argv[1:])
 """
+SECCOMP_ALLOW = (0x06, 0x7FFF0000)  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
+
+
+def under_seccomp(*program: tuple[int, ...]) -> list[str]:
+    """argv that runs the rest of argv under a seccomp filter of (code, k[, jt, jf]) instructions."""
+    return [sys.executable, "-c", f"PROGRAM = {list(program)!r}\n{_SECCOMP_WRAPPER}"]
 
 
 def _wait_for(predicate: object, what: str, timeout: float = 15.0) -> None:
@@ -349,7 +339,7 @@ def test_a_stopped_server_is_not_waited_for(sandbox: Sandbox, binary_plugin: Plu
         (["setpriv", "--no-new-privs"], "it runs with no_new_privs"),
         (["setpriv", "--bounding-set", "-sys_admin"], "it lacks effective capabilities 0x200000"),
         (["unshare", "--user", "--map-root-user"], "it is in another user namespace"),
-        ([sys.executable, "-c", SECCOMP_ALLOW_ALL], "it runs under seccomp"),
+        (under_seccomp(SECCOMP_ALLOW), "it runs under seccomp"),
     ],
     ids=["no-new-privs", "no-cap-sys-admin", "user-namespace", "seccomp"],
 )
@@ -550,10 +540,16 @@ def test_stdin_is_kept_for_the_call_run_here_without_memfd(
     """Refused by the server after reading stdin, with no memfd_create: a large config still arrives whole."""
     if os.uname().machine != "x86_64":
         pytest.skip("the filter names memfd_create by its x86_64 number")
+    no_memfd = under_seccomp(
+        (0x20, 0),  # load the syscall number
+        (0x15, 319, 0, 1),  # memfd_create on x86_64?
+        (0x06, 0x00050000 | 38),  # then fail with ENOSYS, as an old kernel would
+        SECCOMP_ALLOW,
+    )
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     plugin = Plugin(
-        [sys.executable, "-c", SECCOMP_NO_MEMFD, *binary_plugin.argv],
+        [*no_memfd, *binary_plugin.argv],
         binary_plugin.data_dir,
         {"CNI_HOSTDEV_SERVER": str(warm.sock)},
     )
