@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c') pyproject.toml
+SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c' -o -name '*.h') pyproject.toml
 
-.PHONY: all binary test lint unit demo conformance bench release sysdeps clean
+.PHONY: all binary test lint unit demo conformance bench profile release sysdeps clean
 
 all: binary
 
@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # patchelf and a static libc (libc6-dev, with gcc) build the single file (packaging/unpacked.py, launcher.c);
-# the tests delegate to the reference static/host-local IPAM plugins in /usr/lib/cni; `make bench`
-# reads peak RSS with GNU time.
+# the tests delegate to the reference static/host-local IPAM plugins in /usr/lib/cni and watch the
+# binary's syscalls with strace; `make bench` reads peak RSS with GNU time.
 sysdeps:
 	@command -v patchelf >/dev/null && command -v readelf >/dev/null && command -v ip >/dev/null \
-	  && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/bin/time ] || \
+	  && command -v strace >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] \
+	  && [ -x /usr/lib/cni/host-local ] && [ -x /usr/bin/time ] || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      patchelf binutils gcc libc6-dev iproute2 containernetworking-plugins time; }
+	      patchelf binutils gcc libc6-dev iproute2 containernetworking-plugins time strace; }
 
 dist/host-device: $(STAMP) $(SOURCES) | sysdeps
 	packaging/freeze.sh $(PY)
@@ -42,15 +43,18 @@ demo: binary
 	tests/demo.sh dist/host-device
 
 # Black-box suites against the frozen binary: the CNI spec, libcni (what containerd, CRI-O and
-# podman embed), podman itself (once run by each exec'd plugin, once handed to `host-device serve`),
-# and Debian's 6.1 and 6.12 kernels with virtio PCI NICs under QEMU.
+# podman embed), podman itself, and Debian's 6.1 and 6.12 kernels with virtio PCI NICs under QEMU.
 conformance: binary
 	conformance/run.sh --plugin dist/host-device
-	conformance/run.sh --plugin dist/host-device --no-install --serve
 	conformance/qemu/run.sh --plugin dist/host-device
 
 bench: binary | sysdeps
 	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20
+
+# Where an exec of ours spends its time, phase by phase (launcher, bootloader, interpreter,
+# imports, work, exit), and what an ADD imports.
+profile: binary | sysdeps
+	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --profile --no-bench
 
 release: binary
 	packaging/release.sh dist

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from cni_hostdev import logs
+from cni_hostdev import logs, phases
 from cni_hostdev._version import __version__
 from cni_hostdev.errors import INTERNAL, INVALID_CONFIG, NETLINK_FAILURE, CniError
 from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
@@ -23,7 +23,9 @@ def write_outcome(obj: dict[str, Any] | None) -> None:
 
 
 def emit(obj: dict[str, Any] | None, status: int) -> NoReturn:
+    phases.mark("done")
     write_outcome(obj)
+    phases.flush(os.environ.get("CNI_COMMAND", ""))
     # Interpreter teardown after the netlink imports costs tens of ms and does
     # nothing we need: everything is written and every fd is CLOEXEC.
     os._exit(status)
@@ -61,6 +63,7 @@ def _peek_version(stdin: bytes) -> str:
 def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
     if environ.get("CNI_COMMAND") == "VERSION":
+        phases.mark("ready")
         return _version_answer(stdin)
     from cni_hostdev import config
 
@@ -76,6 +79,7 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
             log.debug("configured type is %s; running as host-device", conf.type)
         from cni_hostdev import commands
 
+        phases.mark("ready")
         if env.command == "ADD":
             return commands.cmd_add(env, conf, environ), 0
         handler = {
@@ -134,8 +138,6 @@ def _cli(args: list[str]) -> int:
     install.add_argument(
         "--node-bin-dir", help="the bin dir's path on the node, when --bin-dir is where a container mounts it"
     )
-    serve = sub.add_parser("serve", help="run plugin calls of the single file in a warm process (optional; faster)")
-    serve.add_argument("--socket", default=None, help="unix socket the launcher connects to")
     repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
     repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
@@ -175,18 +177,15 @@ def _cli(args: list[str]) -> int:
             sys.stderr.write(f"host-device install: {err}\n")
             return 1
         return 0
-    if opts.command == "serve":
-        from cni_hostdev import server
-
-        logs.set_level(logs.INFO)
-        return server.serve(opts.socket or server.DEFAULT_SOCKET)
     from cni_hostdev.repair import repair_loop
 
     logs.set_level(logs.INFO)
     return repair_loop(opts.data_dir, opts.interval, opts.once)
 
 
-def main() -> None:
+def main(started: float | None = None) -> None:
+    """`started`: when the entry script began (time.time()), for the phase marks."""
+    phases.mark("start", started)
     args = sys.argv[1:]
     # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
     if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):

@@ -22,8 +22,7 @@ PAYLOAD_MAGIC = b"HOSTDEV-UNPACKED"
 TRAILER = "<16sQQ32s"
 LAUNCHER = "host-device"
 # In an unpacked tree the entry is the static launcher, as at the front of the single file, with a
-# trailer naming the build but no payload: it execs this frozen program beside it, unless it can
-# hand the call to a warm server (cni_hostdev/server.py) of the same build.
+# trailer naming the build but no payload: it execs this frozen program beside it.
 TREE_PROGRAM = "host-device.bin"
 INTERP_PLACEHOLDER = "/host-device-loader-placeholder/" + "_" * 200 + "/ld.so"
 PT_INTERP = 3
@@ -89,10 +88,16 @@ def install(source: str, bin_dir: str, name: str = "host-device", expected_sha25
 
 
 def installed_version(target: str) -> str:
+    """Run what was installed: its VERSION answer, as runtimes see it, and `--version`, which the
+    launcher cannot answer by itself (it answers VERSION), so the frozen program runs too."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    program = subprocess.run([target, "--version"], env=env, capture_output=True, timeout=60)
+    if program.returncode != 0 or program.stdout.decode().strip() != f"host-device {__version__}":
+        raise InstallError(f"installed {target} failed its --version check: {program.stdout!r} {program.stderr!r}")
     proc = subprocess.run(
         [target],
         input=b'{"cniVersion":"1.1.0"}',
-        env={"CNI_COMMAND": "VERSION", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        env={**env, "CNI_COMMAND": "VERSION"},
         capture_output=True,
         timeout=60,
     )
@@ -114,15 +119,6 @@ def read_trailer(source: str) -> tuple[int, int, bytes] | None:
     if magic != PAYLOAD_MAGIC or offset + length > end - size:
         return None
     return offset, length, digest
-
-
-def payload_hash(source: str) -> str | None:
-    """The build identity the launcher derives from the trailer (its cache name), unverified; None if none."""
-    try:
-        trailer = read_trailer(source)
-    except OSError:
-        return None
-    return trailer[2][:12].hex() if trailer is not None else None
 
 
 def read_payload(source: str) -> bytes | None:

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Black-box conformance suites for a `host-device` CNI plugin binary.
 #
-#   conformance/run.sh [--plugin PATH] [--no-install] [--serve] [suite …]
+#   conformance/run.sh [--plugin PATH] [--no-install] [suite …]
 #
 # suites: spec, libcni, podman (default: all three, in that order). PATH defaults to the
 # repo's dist/host-device (built with `make binary` when missing); pass
 # --plugin /usr/lib/cni/host-device to run Debian's reference Go plugin (1.1.1) instead.
-# --serve starts `PATH serve` on the default socket first, so that every call the clients
-# make is handed to the warm server, and fails the run if the server ran none.
 #
 # Runs as root. Installs what it needs with apt-get (after one `apt-get update`) unless
 # everything is there already or --no-install is given. Each suite ends with its own
@@ -19,15 +17,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 PLUGIN=""
 INSTALL=1
-SERVE=0
 SUITES=()
 while (($#)); do
     case $1 in
         --plugin) PLUGIN=$2; shift 2 ;;
         --plugin=*) PLUGIN=${1#--plugin=}; shift ;;
         --no-install) INSTALL=0; shift ;;
-        --serve) SERVE=1; shift ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         spec | libcni | podman) SUITES+=("$1"); shift ;;
         *) echo "unknown argument: $1 (suites: spec libcni podman)" >&2; exit 2 ;;
     esac
@@ -70,20 +66,6 @@ PLUGIN=$(realpath "$PLUGIN")
 IS_REFERENCE=0
 [[ $PLUGIN == "$(realpath /usr/lib/cni/host-device 2>/dev/null)" ]] && IS_REFERENCE=1
 
-# --- the warm server, when asked for ----------------------------------------------------------
-SERVER_SOCKET=/run/cni-hostdev/server.sock
-if ((SERVE)); then
-    ((IS_REFERENCE)) && { echo "--serve needs our plugin, not the reference one" >&2; exit 2; }
-    [[ -e $SERVER_SOCKET ]] && { echo "$SERVER_SOCKET exists: is a server running already?" >&2; exit 2; }
-    SERVER_LOG=$(mktemp /tmp/tcfserve.XXXXXX)
-    "$PLUGIN" serve --socket "$SERVER_SOCKET" >"$SERVER_LOG" 2>&1 &
-    SERVER_PID=$!
-    trap 'kill -TERM $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
-    for _ in $(seq 300); do [[ -S $SERVER_SOCKET ]] && break; sleep 0.1; done
-    [[ -S $SERVER_SOCKET ]] || { echo "the server did not start:" >&2; cat "$SERVER_LOG" >&2; exit 2; }
-    echo "# every plugin call goes to \`$PLUGIN serve\` on $SERVER_SOCKET"
-fi
-
 # --- run -------------------------------------------------------------------------------------
 total_p=0 total_f=0 total_s=0 broken=0
 summary=()
@@ -106,14 +88,6 @@ for s in "${SUITES[@]}"; do
         summary+=("$s: did not finish (exit $rc)")
     fi
 done
-
-if ((SERVE)); then
-    served=$(grep -c ': status [0-9]* in ' "$SERVER_LOG")
-    reruns=$(grep -c 'the caller runs it' "$SERVER_LOG")
-    summary+=("server: ran $served calls, left $reruns to their callers")
-    ((served > 0)) || broken=1
-    rm -f "$SERVER_LOG"
-fi
 
 echo
 echo "=== plugin $PLUGIN ($([[ $IS_REFERENCE == 1 ]] && echo "reference: failures are expected" || echo ours))"

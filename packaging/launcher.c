@@ -22,17 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <dirent.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "version.h"
 
 #define MAGIC "HOSTDEV-UNPACKED"
 #define LAUNCHER "host-device"
@@ -220,194 +216,26 @@ static int prepare(int self, const struct trailer *t, const char *base, const ch
     return complete(cache) ? 0 : -1; /* a racing exec may have won: use its cache */
 }
 
-/*
- * The warm server (`host-device serve`, cni_hostdev/server.py, which documents the
- * wire format): when one listens, a plugin call is handed to it and Python never
- * starts here. Returns the command's exit status, or -1 when this process must run
- * the command itself: no server, a server of another build, one that does not vouch
- * for us, or one that lost the command. Stdin, once read, is put back on fd 0 for that case.
- */
-#define SERVER_SOCKET "/run/cni-hostdev/server.sock"
-#define SERVER_MAGIC "HDSRV002"
-#define SERVER_FDS 6
-
-struct buffer {
-    char *data;
-    size_t len, cap;
-};
-
-static int append(struct buffer *b, const void *data, size_t len) {
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) return -1;
-        b->data = grown, b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 0;
-}
-
-static int write_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        data += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int send_all(int sock, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(sock, data, len, MSG_NOSIGNAL); /* a server gone mid-way is no SIGPIPE */
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        data += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The server greets each caller it accepts and vouches for. A server that is stopped or stuck
- * never does, and its callers run their calls themselves after HELLO_TIMEOUT_MS instead of
- * hanging: nothing has been sent yet, so nothing can run twice. */
-#define HELLO_TIMEOUT_MS 1000
-static int greeted(int sock) {
-    struct ucred peer;
-    socklen_t len = sizeof peer;
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != geteuid()) return 0;
-    struct pollfd p = {.fd = sock, .events = POLLIN};
-    int ready;
-    do ready = poll(&p, 1, HELLO_TIMEOUT_MS);
-    while (ready < 0 && errno == EINTR);
-    char hello;
-    return ready == 1 && read(sock, &hello, 1) == 1 && hello == 'H';
-}
-
-/* A connected socket to the server, or -1. Non-blocking connect: a server whose listen backlog is
- * full (stopped, stuck) refuses with EAGAIN at once instead of keeping us waiting. */
-static int connect_server(const char *path) {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strcpy(addr.sun_path, path);
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (sock < 0) return -1;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || fcntl(sock, F_SETFL, 0) != 0 ||
-        !greeted(sock)) {
-        close(sock);
-        return -1;
-    }
-    return sock;
-}
-
-static void read_stdin(struct buffer *in) {
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(0, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EBADF) return; /* no stdin at all: as the command run here would see it */
-        if (n < 0) die("cannot read", "stdin");
-        if (n == 0) return;
-        if (append(in, chunk, (size_t)n) != 0) die("out of memory reading", "stdin");
-    }
-}
-
-/* Put what was read of stdin back on fd 0, for the command run here. */
-static void restore_stdin(const struct buffer *in) {
-    const char *data = in->data ? in->data : "";
-    int fd = memfd_create("host-device-stdin", MFD_CLOEXEC);
-    if (fd >= 0) {
-        if (write_all(fd, data, in->len) != 0 || lseek(fd, 0, SEEK_SET) != 0) die("cannot keep stdin", strerror(errno));
-    } else {
-        /* No memfd (an old kernel, a seccomp profile): a pipe holds a network config as well.
-         * Nobody reads it yet, so its write end must not block once full. */
-        int ends[2];
-        if (pipe2(ends, O_CLOEXEC) != 0) die("cannot keep stdin", strerror(errno));
-        if ((in->len > 65536 && fcntl(ends[1], F_SETPIPE_SZ, (int)in->len) < 0) ||
-            fcntl(ends[1], F_SETFL, O_NONBLOCK) != 0 || write_all(ends[1], data, in->len) != 0)
-            die("cannot keep stdin", "it does not fit in a pipe");
-        close(ends[1]);
-        fd = ends[0];
-    }
-    dup2(fd, 0); /* dup2 clears CLOEXEC on the copy */
-    close(fd);
-}
-
-/* The request: header, with our stdio, namespaces, cwd and root attached, then the payload. */
-static int send_request(int sock, const char *hash, char **argv, const struct buffer *in) {
-    int fds[SERVER_FDS] = {1, 2, -1, -1, -1, -1};
-    int opened = (fds[2] = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) >= 0;
-    opened &= (fds[3] = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) >= 0;
-    opened &= (fds[4] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
-    opened &= (fds[5] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0;
-
-    struct buffer payload = {0};
-    uint32_t argc = 0, envc = 0, mask = (uint32_t)umask(022);
-    umask((mode_t)mask);
-    char fixed[24 + 16];
-    memcpy(fixed, hash, 24);
-    int ok = opened && append(&payload, fixed, sizeof fixed) == 0;
-    for (char **a = argv; ok && *a; a++, argc++) ok = append(&payload, *a, strlen(*a) + 1) == 0;
-    for (char **e = environ; ok && *e; e++, envc++) ok = append(&payload, *e, strlen(*e) + 1) == 0;
-    ok = ok && append(&payload, in->data ? in->data : "", in->len) == 0;
-    if (ok) {
-        uint32_t fields[4] = {mask, argc, envc, (uint32_t)in->len};
-        memcpy(payload.data + 24, fields, sizeof fields);
-        char header[12];
-        uint32_t length = (uint32_t)payload.len;
-        memcpy(header, SERVER_MAGIC, 8);
-        memcpy(header + 8, &length, 4);
-        union {
-            char buf[CMSG_SPACE(sizeof fds)];
-            struct cmsghdr align;
-        } control;
-        memset(&control, 0, sizeof control);
-        struct iovec iov = {.iov_base = header, .iov_len = sizeof header};
-        struct msghdr msg = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET, cmsg->cmsg_type = SCM_RIGHTS, cmsg->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-        ssize_t sent;
-        do sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
-        while (sent < 0 && errno == EINTR);
-        ok = sent == (ssize_t)sizeof header && send_all(sock, payload.data, payload.len) == 0;
-    }
-    for (int i = 2; i < SERVER_FDS; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    free(payload.data);
-    return ok ? 0 : -1;
-}
-
-static int via_server(const char *hash, char **argv) {
-    const char *path = getenv("CNI_HOSTDEV_SERVER");
-    if (!getenv("CNI_COMMAND") || (path && strcmp(path, "off") == 0)) return -1;
-    if (!path || !path[0]) path = SERVER_SOCKET;
-    if (strlen(path) >= sizeof((struct sockaddr_un *)0)->sun_path || access(path, F_OK) != 0) return -1;
-
-    /* All of stdin first: an accepted connection must never wait on the runtime's writing. */
-    struct buffer in = {0};
-    read_stdin(&in);
-    int status = -1, sock = connect_server(path);
-    if (sock >= 0 && send_request(sock, hash, argv, &in) == 0) {
-        char reply[5];
-        size_t got = 0;
-        while (got < sizeof reply) {
-            ssize_t n = read(sock, reply + got, sizeof reply - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            got += (size_t)n;
+/* A runtime may exec us with fd 0, 1 or 2 closed. The first file opened would then take that
+ * number, and whatever it is (our own file, the payload, a cache entry) would become the stdin,
+ * stdout or stderr of this call and of everything it execs. Fill the gaps with /dev/null first. */
+static void safe_stdio(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null < 0) _exit(1); /* no /dev/null: nothing safe to say anything on */
+        if (null != fd) { /* open takes the lowest free number, which is fd once those below are filled */
+            dup2(null, fd);
+            close(null);
         }
-        if (got == sizeof reply && reply[0] == 'S') memcpy(&status, reply + 1, 4);
     }
-    if (sock >= 0) close(sock);
-    if (status < 0) restore_stdin(&in);
-    free(in.data);
-    return status;
 }
 
 int main(int argc, char **argv) {
     (void)argc;
+    safe_stdio();
+    int answered = answer_version();
+    if (answered >= 0) return answered;
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) die("cannot find my own file", "/proc/self/exe is unreadable (is /proc mounted?)");
@@ -421,8 +249,6 @@ int main(int argc, char **argv) {
         die("no payload in", self);
     char hash[25];
     for (int i = 0; i < 12; i++) snprintf(hash + 2 * i, 3, "%02x", t.sha256[i]);
-    int served = via_server(hash, argv);
-    if (served >= 0) return served;
 
     char dir[PATH_MAX], cache[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", self);
@@ -433,9 +259,6 @@ int main(int argc, char **argv) {
         char program[PATH_MAX];
         snprintf(program, sizeof program, "%s/%s", dir, TREE_PROGRAM);
         close(fd);
-        setenv("HOST_DEVICE_PAYLOAD", hash, 1);
-        /* what `serve` watches for upgrades: the bin dir entry, which an install re-points */
-        if (argv[0] && argv[0][0] == '/') setenv("HOST_DEVICE_ENTRY", argv[0], 1);
         execv(program, argv);
         die("cannot exec", program);
     }
@@ -452,7 +275,6 @@ int main(int argc, char **argv) {
     char launcher[PATH_MAX];
     snprintf(launcher, sizeof launcher, "%s/%s", cache, LAUNCHER);
     setenv("HOST_DEVICE_SELF", self, 1); /* `host-device install` copies this file, not the cache */
-    setenv("HOST_DEVICE_PAYLOAD", hash, 1); /* a server serves only callers of its own build */
     execv(launcher, argv);
     die("cannot exec", launcher);
     return 1;

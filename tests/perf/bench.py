@@ -3,6 +3,9 @@
 Variants run interleaved (A B C A B C ...) so that machine noise hits them alike.
 Prints medians, p90 and ratios against the reference, peak RSS, and the wall time
 of N ADDs of distinct devices started at once. Numbers, never assertions.
+
+`--profile` then splits each exec of ours into phases (where the time over the
+reference goes): see `profile()`.
 """
 
 from __future__ import annotations
@@ -10,55 +13,108 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 REFERENCE = "/usr/lib/cni/host-device"
 TIME = "/usr/bin/time"  # GNU time (Debian package "time")
+STRACE = shutil.which("strace") or "/usr/bin/strace"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RSS_FILE = os.path.join(tempfile.gettempdir(), f"tbench-rss-{os.getpid()}")
 TAG = f"tb{os.getpid() % 1000}"
+COMMANDS = ("VERSION", "ADD", "DEL")
 
 
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-Variant = tuple[str, dict[str, str]]  # the plugin's path, and what its environment adds
+def quiet_ip(*args: str) -> None:
+    subprocess.run(["ip", *args], capture_output=True)
 
 
-def run(
-    variant: Variant, command: str, conf: dict[str, object], env: dict[str, str], *, measure_rss: bool = False
-) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB) of one exec.
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
 
-    The RSS comes from GNU time, a small process: a child forked from this Python
-    process keeps its RSS high-water mark across exec, which would hide a plugin
-    smaller than the benchmark itself. Those runs are not timed.
-    """
-    plugin, extra = variant
-    full = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni", **extra, **env}
-    argv = [TIME, "-f", "%M", "-o", RSS_FILE, plugin] if measure_rss else [plugin]
-    start = time.perf_counter()
+
+class Names:
+    """Fresh link and netns names for every use: a name whose previous veth is still being torn
+    down with its netns (teardown is asynchronous) cannot be created again at once."""
+
+    def __init__(self) -> None:
+        self.serial = 0
+        self.links: list[str] = []
+        self.netns: list[str] = []
+
+    def veth(self) -> str:
+        self.serial += 1
+        end = f"{TAG}{self.serial}a"
+        ip("link", "add", end, "type", "veth", "peer", "name", f"{TAG}{self.serial}b")
+        self.links.append(end)
+        return end
+
+    def pod(self) -> str:
+        self.serial += 1
+        name = f"{TAG}{self.serial}ns"
+        ip("netns", "add", name)
+        self.netns.append(name)
+        return name
+
+    def cleanup(self) -> None:
+        for name in self.netns:
+            quiet_ip("netns", "del", name)
+        for name in self.links:
+            quiet_ip("link", "del", name)  # also removes the peer
+        deadline = time.monotonic() + 10
+        while any(link_exists(n) for n in self.links) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@contextmanager
+def fresh_names() -> Iterator[Names]:
+    names = Names()
+    try:
+        yield names
+    finally:
+        names.cleanup()
+
+
+Variant = str  # the plugin's path
+
+
+def spawn(
+    plugin: Variant, command: str, conf: dict[str, object], env: dict[str, str], argv_prefix: list[str] | None = None
+) -> tuple[float, float]:
+    """(time.time() before the fork, time.time() once reaped) of one exec that must succeed."""
+    full = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni", **env}
+    argv = [*(argv_prefix or []), plugin]
+    start = time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full)
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     proc.stdin.write(json.dumps(conf).encode())
     proc.stdin.close()
     out = proc.stdout.read()
     _, status = os.waitpid(proc.pid, 0)
-    elapsed = time.perf_counter() - start
+    reaped = time.time()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{plugin} {command} failed: {out.decode()} {proc.stderr.read().decode() if proc.stderr else ''}"
-        )
-    if measure_rss:
-        with open(RSS_FILE) as f:
-            return elapsed, int(f.read().split()[-1])
-    return elapsed, 0
+        raise RuntimeError(f"{plugin} {command} failed: {out.decode()} {proc.stderr.read().decode()}")
+    return start, reaped
+
+
+def peak_rss(plugin: Variant, command: str, conf: dict[str, object], env: dict[str, str]) -> int:
+    """KiB, from GNU time (a small process): a child forked from this Python process keeps its
+    RSS high-water mark across exec, which would hide a plugin smaller than the benchmark."""
+    spawn(plugin, command, conf, env, [TIME, "-f", "%M", "-o", RSS_FILE])
+    with open(RSS_FILE) as f:
+        return int(f.read().split()[-1])
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
@@ -66,55 +122,36 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.9) - 1)] * 1000
 
 
+def conf_for(dev: str, data_dir: str, name: str = "bench") -> dict[str, object]:
+    return {"cniVersion": "1.0.0", "name": name, "type": "host-device", "device": dev, "dataDir": data_dir}
+
+
 def bench(variants: dict[str, Variant], rounds: int, data_dir: str) -> dict[str, dict[str, list[float]]]:
-    dev, peer, pod = f"{TAG}a", f"{TAG}b", f"{TAG}ns"
-    ip("link", "add", dev, "type", "veth", "peer", "name", peer)
-    ip("netns", "add", pod)
-    results: dict[str, dict[str, list[float]]] = {
-        name: {"VERSION": [], "ADD": [], "DEL": [], "rss": []} for name in variants
-    }
-    env = {"CNI_CONTAINERID": "bench", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
-    try:
+    results: dict[str, dict[str, list[float]]] = {name: {c: [] for c in (*COMMANDS, "rss")} for name in variants}
+    with fresh_names() as names:
+        dev, pod = names.veth(), names.pod()
+        env = {"CNI_CONTAINERID": "bench", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
+        conf = conf_for(dev, data_dir)
         for _ in range(rounds):
             for name, plugin in variants.items():
-                conf = {
-                    "cniVersion": "1.0.0",
-                    "name": "bench",
-                    "type": "host-device",
-                    "device": dev,
-                    "dataDir": data_dir,
-                }
-                results[name]["VERSION"].append(run(plugin, "VERSION", {"cniVersion": "1.0.0"}, {})[0])
-                results[name]["ADD"].append(run(plugin, "ADD", conf, env)[0])
-                results[name]["DEL"].append(run(plugin, "DEL", conf, env)[0])
+                for command in COMMANDS:
+                    start, reaped = spawn(
+                        plugin, command, {"cniVersion": "1.0.0"} if command == "VERSION" else conf, env
+                    )
+                    results[name][command].append(reaped - start)
         for name, plugin in variants.items():
-            conf = {"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "device": dev, "dataDir": data_dir}
-            for command, stdin in (("VERSION", {"cniVersion": "1.0.0"}), ("ADD", conf), ("DEL", conf)):
-                results[name]["rss"].append(run(plugin, command, stdin, env, measure_rss=True)[1])
-    finally:
-        subprocess.run(["ip", "netns", "del", pod], capture_output=True)
-        subprocess.run(["ip", "link", "del", dev], capture_output=True)
+            for command in COMMANDS:
+                results[name]["rss"].append(peak_rss(plugin, command, conf, env))
     return results
 
 
-def parallel_adds(variant: Variant, count: int, data_dir: str) -> float:
-    plugin, extra = variant
-    devs = [f"{TAG}p{n}" for n in range(count)]
-    pods = [f"{TAG}q{n}" for n in range(count)]
-    for n in range(count):
-        ip("link", "add", devs[n], "type", "veth", "peer", "name", f"{TAG}r{n}")
-        ip("netns", "add", pods[n])
-    try:
+def parallel_adds(plugin: Variant, count: int, data_dir: str) -> float:
+    with fresh_names() as names:
+        devs = [names.veth() for _ in range(count)]
+        pods = [names.pod() for _ in range(count)]
         start = time.perf_counter()
         procs = []
         for n in range(count):
-            conf = {
-                "cniVersion": "1.0.0",
-                "name": "storm",
-                "type": "host-device",
-                "device": devs[n],
-                "dataDir": data_dir,
-            }
             env = {
                 "PATH": os.environ["PATH"],
                 "CNI_COMMAND": "ADD",
@@ -122,11 +159,10 @@ def parallel_adds(variant: Variant, count: int, data_dir: str) -> float:
                 "CNI_NETNS": f"/run/netns/{pods[n]}",
                 "CNI_IFNAME": "net1",
                 "CNI_PATH": "/usr/lib/cni",
-                **extra,
             }
             proc = subprocess.Popen([plugin], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps(conf).encode())
+            proc.stdin.write(json.dumps(conf_for(devs[n], data_dir, "storm")).encode())
             proc.stdin.close()
             procs.append(proc)
         failures = sum(1 for proc in procs if proc.wait() != 0)
@@ -134,31 +170,133 @@ def parallel_adds(variant: Variant, count: int, data_dir: str) -> float:
         if failures:
             print(f"  ({failures} of {count} parallel ADDs failed with {plugin})", file=sys.stderr)
         return wall
-    finally:
-        for n in range(count):
-            subprocess.run(["ip", "netns", "del", pods[n]], capture_output=True)
-            subprocess.run(["ip", "link", "del", devs[n]], capture_output=True)
 
 
 def report(variants: dict[str, Variant], opts: argparse.Namespace, work: str) -> None:
     results = bench(variants, opts.rounds, os.path.join(work, "state"))
-    ref = {cmd: summary(results["reference Go host-device"][cmd])[0] for cmd in ("VERSION", "ADD", "DEL")}
+    ref = {cmd: summary(results["reference Go host-device"][cmd])[0] for cmd in COMMANDS}
     print(f"\n{opts.rounds} interleaved rounds, veth, no IPAM; medians (p90) in ms, ratio = ours / reference\n")
-    print("| variant | VERSION | ADD | DEL | ADD ratio | DEL ratio | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+    print("| variant | VERSION | ADD | DEL | VERSION ratio | ADD ratio | DEL ratio | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, data in results.items():
-        cells = []
-        for cmd in ("VERSION", "ADD", "DEL"):
-            median, p90 = summary(data[cmd])
-            cells.append(f"{median:.1f} ({p90:.1f})")
-        add_ratio = summary(data["ADD"])[0] / ref["ADD"]
-        del_ratio = summary(data["DEL"])[0] / ref["DEL"]
-        rss = max(data["rss"]) / 1024
-        print(f"| {name} | {' | '.join(cells)} | {add_ratio:.2f}x | {del_ratio:.2f}x | {rss:.1f} MB |")
+        cells = [f"{summary(data[cmd])[0]:.1f} ({summary(data[cmd])[1]:.1f})" for cmd in COMMANDS]
+        ratios = [f"{summary(data[cmd])[0] / ref[cmd]:.2f}x" for cmd in COMMANDS]
+        print(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} | {max(data['rss']) / 1024:.1f} MB |")
     print(f"\n{opts.parallel} ADDs of distinct devices started at once (wall time):\n")
-    for name, variant in variants.items():
-        wall = parallel_adds(variant, opts.parallel, os.path.join(work, f"storm-{len(name)}"))
-        print(f"- {name}: {wall:.2f} s")
+    for n, (name, plugin) in enumerate(variants.items()):
+        print(f"- {name}: {parallel_adds(plugin, opts.parallel, os.path.join(work, f'storm-{n}')):.2f} s")
+
+
+# --- --profile ---------------------------------------------------------------------------------
+
+PHASES = (
+    ("exec to entry script", "spawn", "start"),
+    ("imports and input", "start", "ready"),
+    ("the command's work", "ready", "done"),
+    ("answer and exit", "done", "reaped"),
+)
+START_UP = (
+    ("fork and exec of the launcher", "spawn", "exec1"),
+    ("launcher (finds its payload, execs it)", "exec1", "exec2"),
+    ("PyInstaller bootloader, first pass (re-execs itself)", "exec2", "exec3"),
+    ("interpreter and PyInstaller bootstrap", "exec3", "start"),
+)
+
+
+def profiled_run(
+    plugin: Variant, command: str, conf: dict[str, object], env: dict[str, str], work: str, traced: bool
+) -> dict[str, float]:
+    marks_file, trace_file = os.path.join(work, "marks"), os.path.join(work, "trace")
+    for path in (marks_file, trace_file):
+        if os.path.exists(path):
+            os.unlink(path)
+    prefix = [STRACE, "-f", "-ttt", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-o", trace_file] if traced else []
+    start, reaped = spawn(plugin, command, conf, {**env, "CNI_HOSTDEV_PROFILE": marks_file}, prefix)
+    with open(marks_file) as f:
+        marks: dict[str, float] = json.loads(f.read().splitlines()[-1])
+    marks.update(spawn=start, reaped=reaped)
+    if traced:
+        with open(trace_file) as f:
+            execs = [float(m.group(1)) for m in re.finditer(r"^\d+\s+([\d.]+) execve\(", f.read(), re.M)]
+        # strace's own first execve is of the plugin; the rest are the launcher's and the bootloader's
+        for n, at in enumerate(execs[:3], start=1):
+            marks[f"exec{n}"] = at
+    return marks
+
+
+def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
+    """Medians of each phase of our execs, and where start-up itself goes (a second set of runs
+    under `strace -e execve`, which times the launcher's and the bootloader's execs)."""
+    ours = {name: plugin for name, plugin in variants.items() if not name.startswith("reference")}
+    print(f"\n--profile: where an exec of ours spends its time; medians of {rounds} runs in ms\n")
+    with fresh_names() as names:
+        dev, pod = names.veth(), names.pod()
+        env = {"CNI_CONTAINERID": "profile", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
+        conf = conf_for(dev, os.path.join(work, "profile-state"))
+        for name, plugin in ours.items():
+            plain: dict[str, list[dict[str, float]]] = {c: [] for c in COMMANDS}
+            traced: dict[str, list[dict[str, float]]] = {c: [] for c in COMMANDS}
+            for _ in range(rounds):
+                for runs, strace in ((plain, False), (traced, True)):
+                    for command in COMMANDS:
+                        stdin = {"cniVersion": "1.0.0"} if command == "VERSION" else conf
+                        runs[command].append(profiled_run(plugin, command, stdin, env, work, strace))
+            print(f"{name}:\n")
+            print("| phase | " + " | ".join(COMMANDS) + " |")
+            print("|---|" + "---|" * len(COMMANDS))
+            for label, begin, end in PHASES:
+                cells = [statistics.median(r[end] - r[begin] for r in plain[c]) * 1000 for c in COMMANDS]
+                print(f"| {label} | " + " | ".join(f"{x:.1f}" for x in cells) + " |")
+            totals = [statistics.median(r["reaped"] - r["spawn"] for r in plain[c]) * 1000 for c in COMMANDS]
+            print("| **total** | " + " | ".join(f"**{x:.1f}**" for x in totals) + " |")
+            print("\nStart-up, under strace (which slows each exec a little):\n")
+            print("| step | " + " | ".join(COMMANDS) + " |")
+            print("|---|" + "---|" * len(COMMANDS))
+            for label, begin, end in START_UP:
+                if not all(begin in r and end in r for c in COMMANDS for r in traced[c]):
+                    continue
+                cells = [statistics.median(r[end] - r[begin] for r in traced[c]) * 1000 for c in COMMANDS]
+                print(f"| {label} | " + " | ".join(f"{x:.1f}" for x in cells) + " |")
+            print()
+    imports_of_add(rounds)
+
+
+def imports_of_add(rounds: int) -> None:
+    """What an ADD imports, by top-level module, from the source tree (`python -X importtime`)."""
+    samples: dict[str, list[int]] = {}
+    with fresh_names() as names:
+        dev, pod = names.veth(), names.pod()
+        env = {
+            "PATH": os.environ["PATH"],
+            "CNI_PATH": "/usr/lib/cni",
+            "CNI_CONTAINERID": "imports",
+            "CNI_NETNS": f"/run/netns/{pod}",
+            "CNI_IFNAME": "net1",
+            "PYTHONPATH": ROOT,
+        }
+        state = tempfile.mkdtemp(prefix="tbench-imports")
+        try:
+            conf = json.dumps(conf_for(dev, state)).encode()
+            for _ in range(rounds):
+                for command in ("ADD", "DEL"):
+                    argv = [sys.executable, "-X", "importtime", "-m", "cni_hostdev"]
+                    proc = subprocess.run(argv, input=conf, capture_output=True, env={**env, "CNI_COMMAND": command})
+                    if command == "DEL":
+                        continue
+                    for line in proc.stderr.decode().splitlines():
+                        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$", line)  # depth 0: no indent
+                        if m:
+                            samples.setdefault(m.group(2), []).append(int(m.group(1)))
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+    medians = sorted(((statistics.median(v) / 1000, k) for k, v in samples.items()), reverse=True)
+    print("What an ADD imports, by module imported at top level (source tree, `python -X importtime`, ms):\n")
+    print("| module (with what it imports) | ms |")
+    print("|---|---|")
+    for ms, module in medians:
+        if ms >= 0.3:
+            print(f"| {module} | {ms:.1f} |")
+    print(f"| **all** | **{sum(ms for ms, _ in medians):.1f}** |")
 
 
 def main() -> int:
@@ -166,38 +304,23 @@ def main() -> int:
     parser.add_argument("--binary", default="dist/host-device")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=20)
+    parser.add_argument("--profile", action="store_true", help="also split our execs into phases")
+    parser.add_argument("--no-bench", action="store_true", help="with --profile: only the phases")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tbench")
     try:
         bin_dir = os.path.join(work, "bin")
         os.mkdir(bin_dir)
         subprocess.run([opts.binary, "install", "--bin-dir", bin_dir], check=True, capture_output=True)
-        single = os.path.abspath(opts.binary)
-        sock = os.path.join(work, "server.sock")
-        installed = os.path.join(bin_dir, "host-device")
-        alone = {"CNI_HOSTDEV_SERVER": "off"}  # whatever serves on this machine stays out of these rows
-        served = {"CNI_HOSTDEV_SERVER": sock}
         variants: dict[str, Variant] = {
-            "reference Go host-device": (REFERENCE, {}),
-            "ours: static single file": (single, alone),
-            "ours: installed (unpacked)": (installed, alone),
-            "ours: single file + `host-device serve`": (single, served),
-            "ours: installed + `host-device serve`": (installed, served),
+            "reference Go host-device": REFERENCE,
+            "ours: static single file": os.path.abspath(opts.binary),
+            "ours: installed (unpacked)": os.path.join(bin_dir, "host-device"),
         }
-        server = subprocess.Popen([single, "serve", "--socket", sock], stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while not os.path.exists(sock):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("host-device serve did not start")
-                time.sleep(0.05)
+        if not opts.no_bench:
             report(variants, opts, work)
-            with open(f"/proc/{server.pid}/status") as f:
-                hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
-            print(f"\nThe server's own peak RSS: {int(hwm) / 1024:.1f} MB (children: copy-on-write forks).")
-        finally:
-            server.terminate()
-            server.wait()
+        if opts.profile:
+            profile(variants, opts.rounds, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

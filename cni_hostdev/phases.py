@@ -1,0 +1,32 @@
+"""Wall-clock marks of one exec's phases, for `make bench --profile`; inert unless asked for.
+
+With CNI_HOSTDEV_PROFILE=PATH set, the plugin appends one JSON line to PATH on its way
+out: `{"command": ..., "start": t, "ready": t, "done": t}` in seconds of the realtime clock
+(the clock strace and the benchmark read too). `start` is the first line of the frozen
+entry script, `ready` is when everything the command needs is imported and its input
+parsed, `done` is when the command's own work ended and its answer is about to be written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_PATH = os.environ.get("CNI_HOSTDEV_PROFILE")
+_marks: dict[str, float] = {}
+
+
+def mark(name: str, at: float | None = None) -> None:
+    if _PATH:
+        _marks[name] = time.time() if at is None else at
+
+
+def flush(command: str) -> None:
+    if not _PATH or not _marks:
+        return
+    fields = ", ".join(f'"{name}": {value:.6f}' for name, value in _marks.items())
+    try:
+        with open(_PATH, "a") as out:
+            out.write(f'{{"command": "{command}", {fields}}}\n')
+    except OSError:
+        pass  # a profile that cannot be written must not cost the command

@@ -1,0 +1,173 @@
+"""The plugin is one exec'd process: it talks to no unix socket and hands nothing to anyone.
+
+A process that listens where a warm server once listened must get nothing from a call
+(no connection, so no fds, environment or config), whichever layout runs it. And whatever
+fds the runtime leaves closed, no file the plugin opens can become its stdin, stdout or stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BINARY, Plugin, Sandbox, conf_for, link_json, link_names, pod_env
+
+OLD_SOCKET = Path("/run/cni-hostdev/server.sock")
+STRACE = shutil.which("strace")
+
+
+@pytest.fixture
+def binary() -> Path:
+    if not BINARY.exists():
+        pytest.skip("dist/host-device is not built (make binary)")
+    return BINARY
+
+
+@pytest.fixture(params=["single file", "installed"])
+def frozen(request: pytest.FixtureRequest, binary: Path, tmp_path: Path) -> Plugin:
+    if request.param == "single file":
+        return Plugin([str(binary)], str(tmp_path / "state"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    out = subprocess.run([str(binary), "install", "--bin-dir", str(bin_dir)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return Plugin([str(bin_dir / "host-device")], str(tmp_path / "state"))
+
+
+@pytest.fixture
+def planted_listener() -> Iterator[socket.socket]:
+    if OLD_SOCKET.exists():
+        pytest.skip(f"{OLD_SOCKET} exists on this machine; not replacing someone's socket")
+    OLD_SOCKET.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(OLD_SOCKET))
+        listener.listen(16)
+        listener.setblocking(False)
+        yield listener
+    finally:
+        listener.close()
+        OLD_SOCKET.unlink(missing_ok=True)
+
+
+def _accepted(listener: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
+
+
+def _every_command(plugin: Plugin, sandbox: Sandbox) -> None:
+    dev, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = conf_for(plugin, device=dev)
+    assert plugin.run("VERSION", conf).status == 0
+    assert plugin.run("STATUS", conf).status == 0
+    added = plugin.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout
+    assert link_json("net1", pod) is not None
+    conf["prevResult"] = added.out
+    assert plugin.run("CHECK", conf, **pod_env(pod)).status == 0
+    del conf["prevResult"]
+    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert plugin.run("GC", {**conf, "cni.dev/valid-attachments": []}).status == 0
+    assert dev in link_names()
+
+
+def test_a_listener_at_the_old_server_path_gets_no_connection(
+    frozen: Plugin, planted_listener: socket.socket, sandbox: Sandbox
+) -> None:
+    _every_command(frozen, sandbox)
+    assert _accepted(planted_listener) == 0
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed (make sysdeps installs it)")
+def test_no_unix_socket_is_created_or_connected(frozen: Plugin, sandbox: Sandbox, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    traced = Plugin(
+        [str(STRACE), "-f", "-qq", "-e", "trace=socket,connect", "-o", str(trace), *frozen.argv], frozen.data_dir
+    )
+    _every_command(traced, sandbox)
+    calls = trace.read_text().splitlines()
+    assert any("AF_NETLINK" in line for line in calls), "strace saw the plugin's netlink sockets"
+    unix = [line for line in calls if re.search(r"AF_(UNIX|LOCAL)|sun_path", line)]
+    assert unix == []
+
+
+@pytest.mark.parametrize("closed", [(1,), (2,), (1, 2)])
+def test_closed_stdout_or_stderr_is_dev_null_in_the_plugin(frozen: Plugin, closed: tuple[int, ...]) -> None:
+    """Caught while it waits for its stdin (a pipe we keep open): Python has started and opened its files."""
+    read_end, write_end = os.pipe()
+
+    def close_them() -> None:
+        for fd in closed:
+            os.close(fd)
+
+    proc = subprocess.Popen(
+        frozen.argv,
+        stdin=read_end,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"},
+        preexec_fn=close_them,
+    )
+    os.close(read_end)
+    try:
+        deadline = time.monotonic() + 30
+        while not _reading_stdin(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "the plugin never read its stdin"
+            time.sleep(0.005)
+        for fd in closed:
+            assert os.readlink(f"/proc/{proc.pid}/fd/{fd}") == "/dev/null"
+    finally:
+        os.close(write_end)
+        assert proc.wait(timeout=30) == 0
+
+
+def _reading_stdin(pid: int) -> bool:
+    """Blocked in read(0, ...): /proc/PID/syscall starts with the number of read (0) and fd 0."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return fields[:2] == ["0", "0x0"]
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed (make sysdeps installs it)")
+def test_the_launcher_fills_closed_stdio_before_it_opens_anything(binary: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    subprocess.run(
+        [
+            str(STRACE),
+            "-qq",
+            "-e",
+            "trace=execve,openat,open",
+            "-o",
+            str(trace),
+            "sh",
+            "-c",
+            f"exec 0<&- 1>&- 2>&-; exec {binary}",
+        ],
+        env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"},
+        check=True,
+    )
+    lines = trace.read_text().splitlines()
+    launched = next(n for n, line in enumerate(lines) if line.startswith(f'execve("{binary}"'))
+    opens = [line for line in lines[launched + 1 :] if line.startswith("open")]
+    assert [re.sub(r"^\w+\(AT_FDCWD, ", "", line) for line in opens[:3]] == [
+        '"/dev/null", O_RDONLY) = 0',
+        '"/dev/null", O_WRONLY) = 1',
+        '"/dev/null", O_WRONLY) = 2',
+    ]
