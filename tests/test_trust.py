@@ -94,15 +94,17 @@ def test_a_listener_at_the_old_server_path_gets_no_connection(
 
 
 @pytest.mark.skipif(STRACE is None, reason="strace is not installed (make sysdeps installs it)")
-def test_no_unix_socket_is_created_or_connected(frozen: Plugin, sandbox: Sandbox, tmp_path: Path) -> None:
+def test_no_unix_socket_is_created_connected_or_looked_up(frozen: Plugin, sandbox: Sandbox, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     traced = Plugin(
-        [str(STRACE), "-f", "-qq", "-e", "trace=socket,connect", "-o", str(trace), *frozen.argv], frozen.data_dir
+        [str(STRACE), "-f", "-qq", "-A", "-e", "trace=socket,connect,%file", "-o", str(trace), *frozen.argv],
+        frozen.data_dir,
     )
     _every_command(traced, sandbox)
     calls = trace.read_text().splitlines()
     assert any("AF_NETLINK" in line for line in calls), "strace saw the plugin's netlink sockets"
-    unix = [line for line in calls if re.search(r"AF_(UNIX|LOCAL)|sun_path", line)]
+    assert any("/run/netns/" in line for line in calls), "strace saw the plugin's file look-ups"
+    unix = [line for line in calls if re.search(r"AF_(UNIX|LOCAL)|sun_path|\.sock\b", line)]
     assert unix == []
 
 

@@ -212,9 +212,10 @@ def profiled_run(
             os.unlink(path)
     prefix = [STRACE, "-f", "-ttt", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-o", trace_file] if traced else []
     start, reaped = spawn(plugin, command, conf, {**env, "CNI_HOSTDEV_PROFILE": marks_file}, prefix)
-    with open(marks_file) as f:
-        marks: dict[str, float] = json.loads(f.read().splitlines()[-1])
-    marks.update(spawn=start, reaped=reaped)
+    marks: dict[str, float] = {"spawn": start, "reaped": reaped}
+    if os.path.exists(marks_file):  # else the launcher answered by itself (VERSION): Python never ran
+        with open(marks_file) as f:
+            marks.update(json.loads(f.read().splitlines()[-1]))
     if traced:
         with open(trace_file) as f:
             execs = [float(m.group(1)) for m in re.finditer(r"^\d+\s+([\d.]+) execve\(", f.read(), re.M)]
@@ -224,10 +225,16 @@ def profiled_run(
     return marks
 
 
+def _median_ms(runs: list[dict[str, float]], begin: str, end: str) -> str:
+    """The median of one phase, or "-" where the phase did not happen (the launcher answered)."""
+    spans = [r[end] - r[begin] for r in runs if begin in r and end in r]
+    return f"{statistics.median(spans) * 1000:.1f}" if len(spans) == len(runs) else "-"
+
+
 def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
     """Medians of each phase of our execs, and where start-up itself goes (a second set of runs
     under `strace -e execve`, which times the launcher's and the bootloader's execs)."""
-    ours = {name: plugin for name, plugin in variants.items() if not name.startswith("reference")}
+    ours = {name: plugin for name, plugin in variants.items() if name.startswith("ours")}
     print(f"\n--profile: where an exec of ours spends its time; medians of {rounds} runs in ms\n")
     with fresh_names() as names:
         dev, pod = names.veth(), names.pod()
@@ -245,24 +252,25 @@ def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
             print("| phase | " + " | ".join(COMMANDS) + " |")
             print("|---|" + "---|" * len(COMMANDS))
             for label, begin, end in PHASES:
-                cells = [statistics.median(r[end] - r[begin] for r in plain[c]) * 1000 for c in COMMANDS]
-                print(f"| {label} | " + " | ".join(f"{x:.1f}" for x in cells) + " |")
+                print(f"| {label} | " + " | ".join(_median_ms(plain[c], begin, end) for c in COMMANDS) + " |")
             totals = [statistics.median(r["reaped"] - r["spawn"] for r in plain[c]) * 1000 for c in COMMANDS]
             print("| **total** | " + " | ".join(f"**{x:.1f}**" for x in totals) + " |")
             print("\nStart-up, under strace (which slows each exec a little):\n")
             print("| step | " + " | ".join(COMMANDS) + " |")
             print("|---|" + "---|" * len(COMMANDS))
             for label, begin, end in START_UP:
-                if not all(begin in r and end in r for c in COMMANDS for r in traced[c]):
-                    continue
-                cells = [statistics.median(r[end] - r[begin] for r in traced[c]) * 1000 for c in COMMANDS]
-                print(f"| {label} | " + " | ".join(f"{x:.1f}" for x in cells) + " |")
+                print(f"| {label} | " + " | ".join(_median_ms(traced[c], begin, end) for c in COMMANDS) + " |")
             print()
     imports_of_add(rounds)
 
 
 def imports_of_add(rounds: int) -> None:
-    """What an ADD imports, by top-level module, from the source tree (`python -X importtime`)."""
+    """What an ADD imports, by package, from the source tree (`python -S -X importtime`, no site
+    as in the frozen program): the self time of every module, summed per top-level package."""
+    import sysconfig
+
+    site_packages = sysconfig.get_paths()["purelib"]
+    entry = f"import sys; sys.path[:0] = [{ROOT!r}, {site_packages!r}]; from cni_hostdev.cli import main; main()"
     samples: dict[str, list[int]] = {}
     with fresh_names() as names:
         dev, pod = names.veth(), names.pod()
@@ -272,30 +280,36 @@ def imports_of_add(rounds: int) -> None:
             "CNI_CONTAINERID": "imports",
             "CNI_NETNS": f"/run/netns/{pod}",
             "CNI_IFNAME": "net1",
-            "PYTHONPATH": ROOT,
         }
         state = tempfile.mkdtemp(prefix="tbench-imports")
         try:
             conf = json.dumps(conf_for(dev, state)).encode()
             for _ in range(rounds):
+                totals: dict[str, int] = {}
                 for command in ("ADD", "DEL"):
-                    argv = [sys.executable, "-X", "importtime", "-m", "cni_hostdev"]
+                    argv = [sys.executable, "-S", "-X", "importtime", "-c", entry]
                     proc = subprocess.run(argv, input=conf, capture_output=True, env={**env, "CNI_COMMAND": command})
                     if command == "DEL":
                         continue
                     for line in proc.stderr.decode().splitlines():
-                        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$", line)  # depth 0: no indent
+                        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s+(\S+)$", line)
                         if m:
-                            samples.setdefault(m.group(2), []).append(int(m.group(1)))
+                            package = m.group(2).split(".")[0]
+                            totals[package] = totals.get(package, 0) + int(m.group(1))
+                for package, micros in totals.items():
+                    samples.setdefault(package, []).append(micros)
         finally:
             shutil.rmtree(state, ignore_errors=True)
     medians = sorted(((statistics.median(v) / 1000, k) for k, v in samples.items()), reverse=True)
-    print("What an ADD imports, by module imported at top level (source tree, `python -X importtime`, ms):\n")
-    print("| module (with what it imports) | ms |")
+    print("What an ADD imports: self time of its modules summed per package, source tree without site")
+    print("(`python -S -X importtime`; the frozen program's own numbers run about as high), ms:\n")
+    print("| package | ms |")
     print("|---|---|")
-    for ms, module in medians:
+    for ms, package in medians:
         if ms >= 0.3:
-            print(f"| {module} | {ms:.1f} |")
+            print(f"| {package} | {ms:.1f} |")
+    rest = sum(ms for ms, _ in medians if ms < 0.3)
+    print(f"| everything else ({sum(1 for ms, _ in medians if ms < 0.3)} packages) | {rest:.1f} |")
     print(f"| **all** | **{sum(ms for ms, _ in medians):.1f}** |")
 
 
@@ -306,6 +320,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="also split our execs into phases")
     parser.add_argument("--no-bench", action="store_true", help="with --profile: only the phases")
+    parser.add_argument("--compare", metavar="FILE", help="another single file (an older build) as one more row")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tbench")
     try:
@@ -317,6 +332,8 @@ def main() -> int:
             "ours: static single file": os.path.abspath(opts.binary),
             "ours: installed (unpacked)": os.path.join(bin_dir, "host-device"),
         }
+        if opts.compare:
+            variants[f"compared: {opts.compare}"] = os.path.abspath(opts.compare)
         if not opts.no_bench:
             report(variants, opts, work)
         if opts.profile:
