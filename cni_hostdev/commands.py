@@ -34,7 +34,7 @@ from cni_hostdev.move import (
     restore,
     send_home,
 )
-from cni_hostdev.netlink import Link
+from cni_hostdev.netlink import DefaultRoute, Link
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore
 
@@ -144,11 +144,12 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
         raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
     if conf.allow_host_addresses:
         return
-    if device.index in host.rtnl.default_route_ifindexes(device.index):
+    uplink = _uplink_route(host, device)
+    if uplink is not None:
         raise CniError(
             DEVICE_IN_USE,
-            f"device {device.name} is in use by the host: it carries the default route "
-            '(the node\'s uplink); set "allowHostAddresses": true to move it anyway',
+            f"device {device.name} is in use by the host: it carries the node's {uplink.describe()}; "
+            'set "allowHostAddresses": true to move it anyway',
         )
     addresses = host.rtnl.global_addresses(device.index).get(device.index)
     if addresses:
@@ -157,6 +158,22 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
             f"device {device.name} is in use by the host: it has global address {addresses[0]}; "
             'set "allowHostAddresses": true to move it anyway',
         )
+
+
+def _uplink_route(host: Namespace, device: Link) -> DefaultRoute | None:
+    """A default route through `device` that makes it the node's uplink, or None.
+
+    Any configured one does (static, DHCP, ...). One learned from IPv6 router advertisements,
+    which any NIC on a segment with a router picks up, does only when it is the node's only
+    default route of its family: moving that device would cut the node off.
+    """
+    routes = host.rtnl.default_routes(device.index)
+    configured = [r for r in routes if not r.from_router_advertisement]
+    if configured or not routes:
+        return configured[0] if configured else None
+    others = {r.family for r in host.rtnl.default_routes() if r.oif != device.index}
+    alone = [r for r in routes if r.family not in others]
+    return alone[0] if alone else None
 
 
 def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> None:
@@ -240,7 +257,7 @@ def _ipam_add(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Result 
 
     if conf.ipam is None:
         return None
-    raw = ipam.run("ADD", _ipam_type(conf), conf.raw, environ, env.path)
+    raw = ipam.delegate("ADD", conf, environ, env.path)
     return ipam.parse_result(raw, conf.cni_version, _ipam_type(conf))
 
 
@@ -251,7 +268,7 @@ def _ipam_release(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> Non
     if conf.ipam is None:
         return
     try:
-        ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)
+        ipam.delegate("DEL", conf, environ, env.path)
     except CniError as err:
         log.error("releasing IPAM after a failed ADD also failed: %s", err.msg)
 
@@ -501,7 +518,7 @@ def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
         return
     # IPAM first: an allocation must not leak even when the netns or the device is gone.
     if conf.ipam is not None:
-        ipam.run("DEL", _ipam_type(conf), conf.raw, environ, env.path)
+        ipam.delegate("DEL", conf, environ, env.path)
     store = StateStore(conf.data_dir, conf.name)
     record = store.load(env.container_id, env.ifname)
     if record is None:
@@ -527,7 +544,7 @@ def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     if prev is None:
         raise CniError(INVALID_CONFIG, "config key prevResult is missing: CHECK needs the result of ADD")
     if conf.ipam is not None:
-        ipam.run("CHECK", _ipam_type(conf), conf.raw, environ, env.path)
+        ipam.delegate("CHECK", conf, environ, env.path)
     record = StateStore(conf.data_dir, conf.name).load(env.container_id, env.ifname)
     if record is None:
         raise CniError(CHECK_FAILED, f"no attachment recorded for container {env.container_id} interface {env.ifname}")
@@ -553,15 +570,6 @@ def cmd_check(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
         ipam.verify(pod.rtnl, link, ours)
 
 
-def _ipam_speaks_110(conf: NetConf, environ: Mapping[str, str], env: CniEnv) -> bool:
-    """GC and STATUS exist only for IPAM plugins that support CNI 1.1.0; older ones are skipped."""
-    from cni_hostdev import ipam
-
-    assert conf.ipam is not None
-    answer = ipam.run("VERSION", _ipam_type(conf), {"cniVersion": conf.cni_version}, environ, env.path) or {}
-    return "1.1.0" in (answer.get("supportedVersions") or [])
-
-
 def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     from cni_hostdev import ipam
 
@@ -584,8 +592,7 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
                 raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}") from None
     if conf.ipam is not None:
         try:
-            if _ipam_speaks_110(conf, environ, env):
-                ipam.run("STATUS", _ipam_type(conf), conf.raw, environ, env.path)
+            ipam.delegate("STATUS", conf, environ, env.path)
         except CniError as err:
             raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}") from None
 
@@ -635,7 +642,7 @@ def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     done, failures = release_records(store, conf.lock_timeout, valid)
     for line in done:
         log.info("GC %s", line)
-    if conf.ipam is not None and _ipam_speaks_110(conf, environ, env):
-        ipam.run("GC", _ipam_type(conf), conf.raw, environ, env.path)
+    if conf.ipam is not None:
+        ipam.delegate("GC", conf, environ, env.path)
     if failures:
         raise CniError(DEVICE_IN_USE, "GC could not release: " + "; ".join(failures))

@@ -6,18 +6,24 @@ import json
 import os
 import socket
 import struct
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from cni_hostdev import logs, netns
-from cni_hostdev.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILURE, CniError
+from cni_hostdev.config import NetConf
+from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
 from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
+from cni_hostdev.versions import SUPPORTED_VERSIONS
 
 log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
 DAD_TIMEOUT = 5.0
+# The oldest cniVersion in which each command exists (the spec's own gates).
+FIRST_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+_versions_of: dict[str, tuple[str, ...] | None] = {}  # plugin path -> its supportedVersions, once per call
 
 
 def find_plugin(ipam_type: str, cni_path: tuple[str, ...]) -> str:
@@ -38,7 +44,7 @@ def run(
     import subprocess  # only configs with IPAM pay for it
 
     plugin = find_plugin(ipam_type, cni_path)
-    env = dict(environ)
+    env = _child_environment(environ)
     env["CNI_COMMAND"] = command
     try:
         proc = subprocess.run(
@@ -64,6 +70,97 @@ def run(
     if text and not isinstance(parsed, dict):
         raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} {command} printed something that is not JSON")
     return parsed if isinstance(parsed, dict) else None
+
+
+def _child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The runtime's environment, without what our frozen start-up added to ours.
+
+    PyInstaller's bootloader points LD_LIBRARY_PATH at our bundled glibc (keeping the
+    runtime's value in LD_LIBRARY_PATH_ORIG) and sets _PYI_* variables for itself. A
+    dynamically linked IPAM plugin must load the node's libraries, not ours, and another
+    frozen program must not take those variables for its own.
+    """
+    env = {k: v for k, v in environ.items() if not k.startswith("_PYI_")}
+    if getattr(sys, "frozen", False):
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        env.pop("LD_LIBRARY_PATH", None)
+        if original is not None:
+            env["LD_LIBRARY_PATH"] = original
+    return env
+
+
+def supported_versions(
+    ipam_type: str, conf: NetConf, environ: Mapping[str, str], cni_path: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The versions the IPAM plugin says it speaks (its VERSION, asked once per call); None if it does not say."""
+    plugin = find_plugin(ipam_type, cni_path)
+    if plugin not in _versions_of:
+        try:
+            answer = run("VERSION", ipam_type, {"cniVersion": conf.cni_version}, environ, cni_path) or {}
+        except CniError as err:
+            log.warning(
+                "ipam plugin %s does not answer VERSION (%s); speaking cniVersion %s",
+                ipam_type,
+                err.msg,
+                conf.cni_version,
+            )
+            answer = {}
+        listed = answer.get("supportedVersions")
+        _versions_of[plugin] = tuple(v for v in listed if isinstance(v, str)) if isinstance(listed, list) else None
+    return _versions_of[plugin]
+
+
+def version_for(command: str, conf: NetConf, environ: Mapping[str, str], cni_path: tuple[str, ...]) -> str | None:
+    """The cniVersion to speak to the IPAM plugin for `command`: the config's when it speaks it, else the
+    highest version both sides speak that is not above the config's and in which `command` exists.
+
+    None for GC and STATUS when the plugin has no such version: they are skipped then.
+    """
+    from packaging.version import Version
+
+    assert conf.ipam is not None
+    ipam_type = str(conf.ipam["type"])
+    skippable = command in ("GC", "STATUS")
+    versions = supported_versions(ipam_type, conf, environ, cni_path)
+    if versions is None:  # it does not say: speak the config's version, as to any plugin
+        return None if skippable else conf.cni_version
+    first = Version(FIRST_VERSION.get(command, "0.1.0"))
+    speakable = [v for v in versions if v in SUPPORTED_VERSIONS and first <= Version(v) <= conf.version]
+    if conf.cni_version in speakable:
+        return conf.cni_version
+    if not speakable:
+        if skippable:
+            return None
+        ours = [v for v in SUPPORTED_VERSIONS if first <= Version(v) <= conf.version]
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"ipam plugin {ipam_type} speaks cniVersion {', '.join(versions) or 'none'}; {command} with "
+            f"cniVersion {conf.cni_version} needs one of {', '.join(ours)}",
+        )
+    chosen = max(speakable, key=Version)
+    log.info("ipam plugin %s does not speak cniVersion %s: %s at %s", ipam_type, conf.cni_version, command, chosen)
+    return chosen
+
+
+def delegate(
+    command: str, conf: NetConf, environ: Mapping[str, str], cni_path: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """Run `command` of the configured IPAM plugin at a version it speaks (see version_for).
+
+    GC and STATUS are skipped (None) for a plugin that cannot have them. A result comes back
+    in the plugin's version; parse_result reads it as such, and ours prints it in the config's.
+    """
+    assert conf.ipam is not None
+    version = version_for(command, conf, environ, cni_path)
+    if version is None:
+        log.info("ipam plugin %s has no %s (it does not speak cniVersion 1.1.0): skipped", conf.ipam["type"], command)
+        return None
+    stdin: Mapping[str, Any] = conf.raw
+    if version != conf.cni_version:
+        stdin = {**conf.raw, "cniVersion": version}
+        if isinstance(conf.raw.get("prevResult"), dict) and conf.prev_result is not None:
+            stdin["prevResult"] = Result.from_json(conf.raw["prevResult"], conf.cni_version).to_json(version)
+    return run(command, str(conf.ipam["type"]), stdin, environ, cni_path)
 
 
 def parse_result(obj: dict[str, Any] | None, conf_version: str, ipam_type: str) -> Result:

@@ -182,10 +182,14 @@ def refuse_if_name_taken(host: Rtnl, original_name: str, current_name: str) -> N
 
 
 def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> Link:
-    """One message moves the device home under its original name; then restore the rest."""
+    """One message moves the device home under its original name; then restore the rest.
+
+    The device keeps our marker (its original name as its alias) until everything else is
+    restored: a DEL killed half-way leaves a device that a retried DEL still knows as ours.
+    """
     refuse_if_name_taken(host.rtnl, original.name, link.name)
     try:
-        source.set_link(link.index, netns_fd=host.fd, name=original.name, alias=original.alias or "")
+        source.set_link(link.index, netns_fd=host.fd, name=original.name, alias=original.name)
     except NetlinkError as err:
         raise _move_error("cannot move back", link.name, err) from None
     home = host.rtnl.link(name=original.name)
@@ -195,19 +199,23 @@ def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> 
 
 
 def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
-    """Give back MTU, MAC, alias and up state, each only where it differs."""
+    """Give back MTU, MAC, up state and, last, the alias, each only where it differs.
+
+    The alias goes last because until then it is our marker: whatever kills us before
+    the end, a retry finds the device still marked as ours and finishes the job.
+    """
     if link.mtu != original.mtu:
         rtnl.set_link(link.index, mtu=original.mtu)
     if original.mac and link.mac != original.mac:
         if link.up:
             rtnl.set_link(link.index, up=False)
         rtnl.set_link(link.index, mac=original.mac)
-    if (link.alias or None) != (original.alias or None):
-        rtnl.set_link(link.index, alias=original.alias or "")
     current = rtnl.link(index=link.index)
     assert current is not None
     if current.up != original.up:
         rtnl.set_link(link.index, up=original.up)
-        current = rtnl.link(index=link.index)
-        assert current is not None
+    if (current.alias or None) != (original.alias or None):
+        rtnl.set_link(link.index, alias=original.alias or "")
+    current = rtnl.link(index=link.index)
+    assert current is not None
     return current

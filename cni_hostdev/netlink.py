@@ -196,6 +196,57 @@ def _link_from_msg(msg: Any) -> Link:
     )
 
 
+IFA_F_PERMANENT = 0x80
+_ADDRESS_FLAGS = ((0x01, "temporary"), (0x100, "mngtmpaddr"), (0x800, "stable-privacy"), (0x20, "deprecated"))
+# rtm_protocol values (linux/rtnetlink.h) as `ip route` names them
+_ROUTE_PROTOCOLS = {
+    2: "kernel",
+    3: "boot",
+    4: "static",
+    9: "ra",
+    11: "zebra",
+    12: "bird",
+    16: "dhcp",
+    186: "bgp",
+    187: "isis",
+    188: "ospf",
+    189: "rip",
+    192: "eigrp",
+}
+RTPROT_RA = 9
+
+
+def _address_flags(flags: int) -> str:
+    """What `ip address` would say of how an address came to be: permanent (configured) or dynamic (learned)."""
+    words = ["permanent" if flags & IFA_F_PERMANENT else "dynamic"]
+    words += [name for bit, name in _ADDRESS_FLAGS if flags & bit]
+    return ", ".join(words)
+
+
+class DefaultRoute:
+    """One next hop of a default route of the main table."""
+
+    __slots__ = ("family", "gateway", "metric", "oif", "protocol")
+
+    def __init__(self, family: int, oif: int, gateway: str | None, protocol: int, metric: int) -> None:
+        self.family = family
+        self.oif = oif
+        self.gateway = gateway
+        self.protocol = protocol
+        self.metric = metric
+
+    @property
+    def from_router_advertisement(self) -> bool:
+        return self.protocol == RTPROT_RA
+
+    def describe(self) -> str:
+        family = "IPv4" if self.family == socket.AF_INET else "IPv6"
+        via = f"via {self.gateway}" if self.gateway else "without a gateway"
+        protocol = _ROUTE_PROTOCOLS.get(self.protocol, f"protocol {self.protocol}")
+        learned = " (learned from router advertisements)" if self.from_router_advertisement else ""
+        return f"{family} default route {via}, proto {protocol}, metric {self.metric}{learned}"
+
+
 class Rtnl:
     """One NETLINK_ROUTE socket; it stays in the netns it was created in."""
 
@@ -323,7 +374,8 @@ class Rtnl:
     # --- addresses and routes --------------------------------------------------
 
     def global_addresses(self, index: int | None = None) -> dict[int, list[str]]:
-        """ifindex -> addresses of universe scope (what makes a device the node's own).
+        """ifindex -> addresses of universe scope (what makes a device the node's own), as
+        "CIDR (permanent)" or "CIDR (dynamic, ...)": how the address came to be there.
 
         Given `index`, the kernel filters the dump (strict checking), so a node with
         thousands of addresses costs no more than one with a few.
@@ -337,26 +389,34 @@ class Rtnl:
             if msg["scope"] != RT_SCOPE_UNIVERSE:
                 continue
             address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']}")
+            flags = msg.get_attr("IFA_FLAGS")
+            described = _address_flags(flags if flags is not None else msg["flags"])
+            out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']} ({described})")
         return out
 
-    def default_route_ifindexes(self, oif: int | None = None) -> set[int]:
-        """Links that carry a default route of the main table; given `oif`, only that link is asked about."""
-        found: set[int] = set()
+    def default_routes(self, oif: int | None = None) -> list[DefaultRoute]:
+        """Default routes of the main table, one per next hop; given `oif`, only those through that link
+        (the kernel filters the dump, so a full routing table, as on BGP nodes, is never dumped)."""
+        found: list[DefaultRoute] = []
         for family in (socket.AF_INET, socket.AF_INET6):
             msg = _rtmsg()
             msg["family"] = family
             if oif is not None:
-                msg["attrs"] = [("RTA_OIF", oif)]  # a full routing table (BGP nodes) is never dumped
+                msg["attrs"] = [("RTA_OIF", oif)]
             for route in self._request(msg, RTM_GETROUTE, NLM_F_DUMP):
                 if route["dst_len"] != 0 or route.get_attr("RTA_TABLE") not in (None, RT_TABLE_MAIN):
                     continue
-                oif = route.get_attr("RTA_OIF")
-                if oif:
-                    found.add(oif)
-                for hop in route.get_attr("RTA_MULTIPATH") or []:
-                    found.add(hop["oif"])
+                metric = route.get_attr("RTA_PRIORITY") or 0
+                hops = [(route.get_attr("RTA_OIF"), route.get_attr("RTA_GATEWAY"))]
+                hops += [(hop["oif"], hop.get_attr("RTA_GATEWAY")) for hop in route.get_attr("RTA_MULTIPATH") or []]
+                for hop_oif, gateway in hops:
+                    if hop_oif and (oif is None or hop_oif == oif):
+                        found.append(DefaultRoute(family, hop_oif, gateway, route["proto"], metric))
         return found
+
+    def default_route_ifindexes(self, oif: int | None = None) -> set[int]:
+        """Links that carry a default route of the main table; given `oif`, only that link is asked about."""
+        return {route.oif for route in self.default_routes(oif)}
 
     def addresses(self, index: int) -> list[tuple[str, int]]:
         """(CIDR, IFA_F_* flags) of every address on one link."""
