@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cni_hostdev import logs, netns
+from cni_hostdev import logs, netns, pods
 from cni_hostdev.config import CniEnv, NetConf
 from cni_hostdev.errors import (
     CHECK_FAILED,
@@ -36,7 +36,7 @@ from cni_hostdev.move import (
 )
 from cni_hostdev.netlink import DefaultRoute, Link
 from cni_hostdev.result import DNS, Interface, Result
-from cni_hostdev.state import Record, StateStore
+from cni_hostdev.state import Record, StateStore, every_record
 
 log = logs.get_logger(__name__)
 STAGING_DIR = "/run/cni-hostdev/staging"
@@ -87,32 +87,19 @@ def _choose_strategy(conf: NetConf) -> str:
     return ATOMIC if cached_probe().atomicMoveRename else RENAME_THEN_MOVE
 
 
-_INIT_PID_NS_INODE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the host's own PID namespace
-
-
-def _sees_host_pids() -> bool:
+@contextlib.contextmanager
+def _records_pod(record: Record, path: str | None = None) -> Iterator[Namespace | None]:
+    """The record's own pod namespace at `path` (default: the recorded one), or None when that path
+    no longer holds it: a namespace that took over a dead pod's path is never searched."""
     try:
-        return os.stat("/proc/self/ns/pid").st_ino == _INIT_PID_NS_INODE
-    except OSError:
-        return False
-
-
-def netns_alive(path: str) -> bool:
-    """False only when the pod's netns is known to be gone; unknown counts as alive.
-
-    Dropping the record of a live pod would strand its device, so a path we cannot
-    judge from here (a /proc/PID path seen from another PID namespace, a permission
-    problem) never counts as dead.
-    """
+        pod = pods.open_records(record, path)
+    except OSError as err:
+        raise CniError(INVALID_ENV, f"netns {path or record.netns} cannot be opened: {err.strerror}") from None
     try:
-        os.close(netns.open_netns(path))
-        return True
-    except netns.NotANetns:
-        return False  # the path now holds something else: the netns it named is gone
-    except FileNotFoundError:
-        return path.startswith("/proc/") and not _sees_host_pids()
-    except OSError:
-        return True
+        yield pod
+    finally:
+        if pod is not None:
+            pod.close()
 
 
 def _record_key(record: Record) -> str:
@@ -178,20 +165,21 @@ def _uplink_route(host: Namespace, device: Link) -> DefaultRoute | None:
 
 def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> None:
     """Refuse a device another live attachment holds; repair and forget claims whose pod died."""
-    for record in store.all():
-        if (record.container_id, record.ifname) == (env.container_id, env.ifname):
+    for record in every_record(store.root):
+        if (record.network, record.container_id, record.ifname) == (store.network, env.container_id, env.ifname):
             continue
-        if not _same_device(record, device, pci):
+        if record.kind == "userspace" or not _same_device(record, device, pci):
             continue
-        if netns_alive(record.netns):
+        if pods.alive(record):
+            network = "" if record.network == store.network else f" of network {record.network}"
             raise CniError(
                 DEVICE_IN_USE,
-                f"device {device.name} is claimed by container {record.container_id} "
+                f"device {device.name} is claimed by container {record.container_id}{network} "
                 f"(netns {record.netns}, as {record.ifname})",
             )
         log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
         release(record, None, host)
-        store.remove(record.container_id, record.ifname)
+        StateStore(store.root, record.network).remove(record.container_id, record.ifname)
 
 
 def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
@@ -203,20 +191,23 @@ def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
             raise
         wanted = conf.selectors.device
         repaired = False
-        for record in store.all():
-            if wanted and record.original_name != wanted:
+        for record in every_record(conf.data_dir):
+            if record.kind == "userspace" or (wanted and record.original_name != wanted):
                 continue
-            if netns_alive(record.netns):
+            if record.network != conf.name and not wanted:
+                continue  # another network's device: only a name says it is the one asked for
+            if pods.alive(record):
                 if wanted:
+                    network = "" if record.network == conf.name else f" of network {record.network}"
                     raise CniError(
                         DEVICE_IN_USE,
-                        f"device {record.original_name} is claimed by container {record.container_id} "
+                        f"device {record.original_name} is claimed by container {record.container_id}{network} "
                         f"(netns {record.netns}, as {record.ifname})",
                     ) from None
                 continue
             with device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout):
                 release(record, None, host)
-                store.remove(record.container_id, record.ifname)
+                StateStore(conf.data_dir, record.network).remove(record.container_id, record.ifname)
                 repaired = True
         if not repaired:
             raise
@@ -282,16 +273,27 @@ def _undo_interrupted_add(store: StateStore, env: CniEnv, lock_timeout: float) -
         existing = store.load(env.container_id, env.ifname)  # its ADD may have finished meanwhile
         if existing is None:
             return
-        if existing.phase == "attached":
+        finished = existing.phase == "attached"
+        if finished and pods.alive(existing):
             raise CniError(
                 DEVICE_IN_USE,
-                f"container {env.container_id} already has {env.ifname} (device {existing.original_name}); "
-                "run DEL first",
+                f"container {env.container_id} already has {env.ifname} (device {existing.original_name}) "
+                f"in netns {existing.netns}; run DEL first",
             )
-        with _host() as host, _pod(existing.netns, required=False) as old_pod:
+        with _host() as host, _records_pod(existing) as old_pod:
             what = release(existing, old_pod, host)
         store.remove(env.container_id, env.ifname)
-        log.warning("ADD %s/%s: undid an interrupted ADD: %s", env.container_id, env.ifname, what)
+        if finished:
+            # A container started again after its pod's netns died without DEL (a reboot, a crash).
+            log.warning(
+                "ADD %s/%s: the earlier attachment's netns %s is gone; gave its device back first: %s",
+                env.container_id,
+                env.ifname,
+                existing.netns,
+                what,
+            )
+        else:
+            log.warning("ADD %s/%s: undid an interrupted ADD: %s", env.container_id, env.ifname, what)
 
 
 def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -340,6 +342,7 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
                 phase="moving",
                 staging=staging_path(conf.name, env) if strategy == RENAME_THEN_MOVE else None,
             )
+            pods.pin(record, pod)
             if record.staging:
                 # Before the record names it: DEL reads a missing staging dir as "not visible here",
                 # and an ADD killed right after this save must not look like that on a fresh boot.
@@ -383,7 +386,7 @@ def _add_userspace(
     """A PCI function bound to vfio-pci/uio: nothing to move, the pod's DPDK app drives it."""
     with device_lock(conf.data_dir, identity(pci, None, pci), pci, conf.lock_timeout):
         for record in store.all():
-            if record.pci_address == pci and netns_alive(record.netns):
+            if record.pci_address == pci and pods.alive(record):
                 raise CniError(
                     DEVICE_IN_USE,
                     f"PCI device {pci} ({driver}) is claimed by container {record.container_id} (netns {record.netns})",
@@ -440,7 +443,7 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
             f"device {original.name} may be in staging netns {record.staging}, which is not visible here",
         )
     if pod is not None:
-        link = find_moved(pod.rtnl, original, record.ifname, record.ifindex)
+        link = find_moved(pod.rtnl, original, record.ifindex, record.perm_mac)
         if link is not None:
             send_home(pod.rtnl, link, host, original)
             checkpoint("returned-home")
@@ -449,6 +452,8 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
     # refunded to the host under its pod name (or devN), a virtual one vanished.
     link = find_refunded(host, record)
     if link is None:
+        if host.rtnl.link(name=original.name) is not None:
+            return f"device {original.name} is in the host, untouched (nothing proves it is the one we moved)"
         what = f"device {original.name} no longer exists (a virtual device dies with its netns)"
         log.warning("%s/%s: %s", record.container_id, record.ifname, what)
         return what
@@ -476,7 +481,8 @@ def _from_staging(record: Record, original: Original, host: Namespace) -> str | 
         return None
     staging = Namespace.open(fd)
     try:
-        link = find_moved(staging.rtnl, original, record.ifname, record.ifindex) or staging.rtnl.link(
+        # The staging netns is ours alone: there the original name is proof enough.
+        link = find_moved(staging.rtnl, original, record.ifindex, record.perm_mac) or staging.rtnl.link(
             name=original.name
         )
         if link is not None:
@@ -488,21 +494,18 @@ def _from_staging(record: Record, original: Original, host: Namespace) -> str | 
 
 
 def find_refunded(host: Namespace, record: Record) -> Link | None:
-    """Our device in the host under any name: by PCI address, permanent MAC, our alias, or name+MAC."""
+    """Our device in the host under any name (the kernel refunds a physical device to the host when
+    its pod's netns dies, under the name it had there, and its ifindex may change): by PCI address,
+    else by permanent MAC, else by MAC together with our marker. Never by name or alias alone."""
     links = host.rtnl.links()
     if record.pci_address:
         for link in links:
             if pci_address_of(link.name) == record.pci_address:
                 return link
     if record.perm_mac:
-        for link in links:
-            if link.perm_mac == record.perm_mac:
-                return link
+        return next((link for link in links if link.perm_mac == record.perm_mac), None)
     for link in links:
         if link.alias == record.original_name and link.mac == record.mac:
-            return link
-    for link in links:
-        if link.name == record.original_name and link.mac == record.mac:
             return link
     return None
 
@@ -529,7 +532,7 @@ def cmd_del(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
             conf.data_dir, _record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
         ),
         # An empty CNI_NETNS means the runtime lost track of the pod, not that the device left it.
-        _pod(env.netns or record.netns, required=False) as pod,
+        _records_pod(record, env.netns or record.netns) as pod,
         _host() as host,
     ):
         what = release(record, pod, host)
@@ -587,7 +590,7 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
             except CniError as err:
                 if err.code != DEVICE_NOT_FOUND:
                     raise
-                claims = [r for r in store.all() if netns_alive(r.netns)]
+                claims = [r for r in store.all() if pods.alive(r)]
                 holder = f" (claimed by container {claims[0].container_id})" if claims else ""
                 raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}") from None
     if conf.ipam is not None:
@@ -599,7 +602,7 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 def _needs_release(record: Record, valid: set[tuple[str, str]] | None) -> bool:
     """Its pod died, the runtime no longer knows it, or its ADD was interrupted."""
-    if record.phase != "attached" or not netns_alive(record.netns):
+    if record.phase != "attached" or not pods.alive(record):
         return True
     return valid is not None and (record.container_id, record.ifname) not in valid
 
@@ -623,8 +626,7 @@ def release_records(
                     record = store.load(listed.container_id, listed.ifname)
                     if record is None or not _needs_release(record, valid):
                         continue
-                    stale = not netns_alive(record.netns)
-                    with _pod(record.netns if not stale else "", required=False) as pod:
+                    with _records_pod(record) as pod:
                         what = release(record, pod, host)
                     store.remove(record.container_id, record.ifname)
                 done.append(f"{record.container_id}/{record.ifname}: {what}")

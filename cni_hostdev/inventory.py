@@ -10,7 +10,7 @@ from cni_hostdev import lookup
 from cni_hostdev.config import DEFAULT_DATA_DIR
 from cni_hostdev.lookup import pci_address_of
 from cni_hostdev.netlink import Link, Rtnl
-from cni_hostdev.state import StateStore
+from cni_hostdev.state import StateStore, networks
 
 
 @dataclass
@@ -43,7 +43,7 @@ def _host_use(link: Link, names: dict[int, str], uplinks: set[int], addresses: d
 
 
 def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
-    from cni_hostdev.commands import netns_alive
+    from cni_hostdev import pods
 
     entries: list[Entry] = []
     with Rtnl() as rtnl:
@@ -63,15 +63,9 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
                 detail=use,
             )
         )
-    try:
-        networks = sorted(os.listdir(data_dir))
-    except OSError:
-        networks = []
-    for network in networks:
-        if network == "locks" or network.startswith(".") or not os.path.isdir(os.path.join(data_dir, network)):
-            continue
+    for network in networks(data_dir):
         for record in StateStore(data_dir, network).all():
-            alive = netns_alive(record.netns)
+            alive = pods.alive(record)
             entries.append(
                 Entry(
                     name=record.original_name or record.pci_address or "",

@@ -71,17 +71,21 @@ def _move_error(what: str, device: str, err: OSError) -> CniError:
     return CniError(MOVE_FAILED, f"{what} {device}: {why}")
 
 
-def find_moved(space: Rtnl, original: Original, ifname: str, index_hint: int) -> Link | None:
-    """Our device inside a namespace: by name, else by the alias we set, else by index and MAC."""
-    link = space.link(name=ifname)
-    if link is not None and (link.alias == original.name or link.mac == original.mac):
-        return link
-    candidates = space.links()
+def find_moved(space: Rtnl, original: Original, index_hint: int, perm_mac: str | None = None) -> Link | None:
+    """Our device in a namespace known to be the record's own (the pod, by its cookie; our staging one).
+
+    By permanent MAC where the device has one; else by the ifindex it had there together with
+    its MAC or our marker (its original name as its alias); else by MAC and marker together.
+    Never by name alone: any device in a pod may carry the name we gave ours.
+    """
+    candidates = [link for link in space.links() if not link.loopback]
+    if perm_mac:
+        return next((link for link in candidates if link.perm_mac == perm_mac), None)
     for link in candidates:
-        if link.alias == original.name and not link.loopback:
+        if link.index == index_hint and (link.mac == original.mac or link.alias == original.name):
             return link
     for link in candidates:
-        if link.index == index_hint and link.mac == original.mac:
+        if link.alias == original.name and link.mac == original.mac:
             return link
     return None
 
@@ -158,7 +162,9 @@ def _roll_back(
     for space in (pod, temp):
         if space is None:
             continue
-        link = find_moved(space.rtnl, original, ifname, index_hint) or space.rtnl.link(name=original.name)
+        link = find_moved(space.rtnl, original, index_hint)
+        if link is None and space is temp:
+            link = space.rtnl.link(name=original.name)  # not renamed yet; nothing else lives there
         if link is None:
             continue
         try:

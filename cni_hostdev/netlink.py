@@ -38,6 +38,7 @@ RTM_GETROUTE = 26
 IFF_UP = 0x1
 SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
+SO_NETNS_COOKIE = 71  # Linux 5.14; Python's socket module has no name for it
 RT_SCOPE_UNIVERSE = 0
 RT_TABLE_MAIN = 254
 RT_SCOPE_LINK = 253
@@ -263,6 +264,17 @@ class Rtnl:
 
     def close(self) -> None:
         self._sock.close()
+
+    def netns_cookie(self) -> int | None:
+        """The cookie of the netns this socket lives in: unique within a boot (Linux 5.14+, else None)."""
+        try:
+            value = self._sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+        except OSError as err:
+            if err.errno in (errno.ENOPROTOOPT, errno.EINVAL):
+                return None
+            raise
+        cookie: int = struct.unpack("=Q", value)[0]
+        return cookie
 
     def __enter__(self) -> Rtnl:
         return self

@@ -7,7 +7,6 @@ records and restores them, as GC would, without waiting for the runtime.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -15,21 +14,15 @@ from cni_hostdev import logs
 from cni_hostdev.commands import release_records
 from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
-from cni_hostdev.state import StateStore
+from cni_hostdev.state import StateStore, networks
 
 log = logs.get_logger(__name__)
 
 
 def repair_once(data_dir: str) -> int:
     """One pass over every network's records; returns how many failed."""
-    try:
-        networks = sorted(os.listdir(data_dir))
-    except FileNotFoundError:
-        return 0
     failed = 0
-    for network in networks:
-        if network == "locks" or network.startswith(".") or not os.path.isdir(os.path.join(data_dir, network)):
-            continue
+    for network in networks(data_dir):
         try:
             done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
         except (CniError, OSError) as err:

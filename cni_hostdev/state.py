@@ -37,7 +37,9 @@ _REQUIRED = (
 
 class Record:
     # A plain class, not a dataclass: see cni_hostdev/result.py.
-    __slots__ = (*_REQUIRED, "strategy", "phase", "staging", "kind")
+    # netns_cookie, netns_inode and boot_id pin the pod's namespace (cni_hostdev/pods.py); records
+    # written before they existed lack them.
+    __slots__ = (*_REQUIRED, "strategy", "phase", "staging", "kind", "netns_cookie", "netns_inode", "boot_id")
 
     def __init__(
         self,
@@ -57,6 +59,9 @@ class Record:
         phase: str = "claimed",
         staging: str | None = None,
         kind: str = "netdev",
+        netns_cookie: int | None = None,
+        netns_inode: int | None = None,
+        boot_id: str | None = None,
     ) -> None:
         self.network = network
         self.container_id = container_id
@@ -74,6 +79,9 @@ class Record:
         self.phase = phase
         self.staging = staging  # bind-mounted staging netns of rename-then-move, while in use
         self.kind = kind  # or "userspace": a PCI function bound to a DPDK-style driver, never moved
+        self.netns_cookie = netns_cookie
+        self.netns_inode = netns_inode
+        self.boot_id = boot_id
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -88,12 +96,18 @@ class Record:
         record = cls(**{k: v for k, v in obj.items() if k in cls.__slots__})
         if not isinstance(record.original_name, str) or not isinstance(record.ifindex, int):
             raise ValueError("record has fields of the wrong type")
+        pins = (record.netns_cookie, record.netns_inode)
+        if any(p is not None and (not isinstance(p, int) or isinstance(p, bool)) for p in pins) or not isinstance(
+            record.boot_id, str | None
+        ):
+            raise ValueError("record has fields of the wrong type")
         return record
 
 
 class StateStore:
     def __init__(self, data_dir: str, network: str) -> None:
         self.root = data_dir
+        self.network = network
         self.dir = os.path.join(data_dir, network)
 
     def _path(self, container_id: str, ifname: str) -> str:
@@ -173,3 +187,19 @@ class StateStore:
             if record is not None:
                 records.append(record)
         return records
+
+
+def networks(data_dir: str) -> list[str]:
+    """The networks that have records under `data_dir` (one directory each; `locks` is not one)."""
+    try:
+        names = sorted(os.listdir(data_dir))
+    except OSError:
+        return []
+    return [n for n in names if n != "locks" and not n.startswith(".") and os.path.isdir(os.path.join(data_dir, n))]
+
+
+def every_record(data_dir: str) -> list[Record]:
+    """The readable records of every network under `data_dir`: a device is one device whichever
+    network's config names it."""
+    return [record for network in networks(data_dir) for record in StateStore(data_dir, network).all()]
+
