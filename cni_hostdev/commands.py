@@ -103,15 +103,18 @@ def _records_pod(record: Record, path: str | None = None) -> Iterator[Namespace 
 
 
 def _record_key(record: Record) -> str:
-    return identity(record.pci_address, record.perm_mac, record.original_name)
+    return identity(record.pci_address, record.perm_mac, record.mac or record.original_name)
 
 
 def _same_device(record: Record, device: Link, pci: str | None) -> bool:
+    """Whether the host's `device` is the one `record` took: by PCI address or permanent MAC where
+    both sides have one, else by MAC with its original name or with our marker (a device the
+    kernel refunded under its pod name still carries the marker)."""
     if record.pci_address and pci:
         return record.pci_address == pci
     if record.perm_mac and device.perm_mac:
         return record.perm_mac == device.perm_mac
-    return record.original_name == device.name and record.mac == device.mac
+    return record.mac == device.mac and record.original_name in (device.name, device.alias)
 
 
 # --- ADD ------------------------------------------------------------------------
@@ -163,8 +166,12 @@ def _uplink_route(host: Namespace, device: Link) -> DefaultRoute | None:
     return alone[0] if alone else None
 
 
-def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> None:
-    """Refuse a device another live attachment holds; repair and forget claims whose pod died."""
+def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> Link:
+    """Refuse a device another live attachment holds; repair and forget claims whose pod died.
+
+    Returns the device as it is afterwards: a repair gives a refunded device its name back.
+    """
+    repaired = False
     for record in every_record(store.root):
         if (record.network, record.container_id, record.ifname) == (store.network, env.container_id, env.ifname):
             continue
@@ -180,6 +187,11 @@ def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, ho
         log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
         release(record, None, host)
         StateStore(store.root, record.network).remove(record.container_id, record.ifname)
+        repaired = True
+    current = host.rtnl.link(index=device.index) if repaired else device
+    if current is None:
+        raise CniError(DEVICE_IN_USE, f"device {device.name} changed while its stale claims were repaired; retry")
+    return current
 
 
 def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
@@ -317,12 +329,12 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
             return _add_userspace(env, conf, environ, store, *userspace)
         first = _find_unclaimed(conf, host, store)
         pci = pci_address_of(first.name)
-        with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.name), first.name, conf.lock_timeout):
+        with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
             # Whoever held the lock before us may have taken the device: look again.
             device = _find_unclaimed(conf, host, store)
             if device.index != first.index:
                 raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
-            _claims_of(store, device, pci, env, host)
+            device = _claims_of(store, device, pci, env, host)
             _refuse_if_in_use(conf, host, device)
             strategy = _choose_strategy(conf)
             record = Record(

@@ -1,8 +1,11 @@
 """Per-device locks: every ADD, DEL and GC that touches a device holds its lock.
 
 A lock is an flock(2) on `<dataDir>/locks/<identity>.lock`, keyed by the most
-stable identity the device has (PCI address, else permanent MAC, else name), so
-two pods asking for one NIC at once are served one after the other. The kernel
+stable identity the device has (PCI address, else permanent MAC, else MAC), so
+two pods asking for one NIC at once are served one after the other. Not its name:
+the kernel gives a device back to the host under the name it had in its pod, and an
+ADD of that device must wait for the repair of the old claim, which knows it by its
+original name. The kernel
 drops an flock when its holder dies, so a crashed plugin never wedges a device.
 """
 
@@ -24,12 +27,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _held: set[str] = set()
 
 
-def identity(pci_address: str | None, perm_mac: str | None, name: str) -> str:
+def identity(pci_address: str | None, perm_mac: str | None, mac: str) -> str:
     if pci_address:
         return f"pci-{pci_address}"
     if perm_mac:
         return f"mac-{perm_mac}"
-    return f"name-{name}"
+    return f"addr-{mac}"
 
 
 @contextmanager

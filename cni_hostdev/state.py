@@ -202,4 +202,3 @@ def every_record(data_dir: str) -> list[Record]:
     """The readable records of every network under `data_dir`: a device is one device whichever
     network's config names it."""
     return [record for network in networks(data_dir) for record in StateStore(data_dir, network).all()]
-

@@ -181,7 +181,7 @@ def test_sigkill_leaves_no_process_and_no_files(binary: Path, tmp_path: Path, sa
     (state / "locks").mkdir(parents=True)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
-    with open(state / "locks" / f"name-{dev}.lock", "w") as held:
+    with open(state / "locks" / f"addr-{(link_json(dev) or {})['address'].replace(':', '_')}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the plugin waits here until it is killed
         env = {**os.environ, "CNI_COMMAND": "ADD", "TMPDIR": str(private_tmp), **pod_env(pod)}
         proc = subprocess.Popen([str(bin_dir / "host-device")], stdin=subprocess.PIPE, env=env)

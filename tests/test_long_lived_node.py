@@ -223,6 +223,32 @@ def test_7_a_record_of_the_previous_version_without_a_cookie_is_still_honoured(n
     assert nic in link_names() and link_json("net1", pod) is None
 
 
-def test_8_the_node_holds_no_record_of_anything_still_out(node: Plugin) -> None:
+def test_8_a_device_refunded_under_its_pod_name_gets_its_own_name_before_the_next_pod(
+    node: Plugin, story: Sandbox
+) -> None:
+    """As the kernel does with a physical NIC when its pod's netns dies: back in the host under the name
+    it had in the pod, our marker still on it. The next ADD (by MAC) takes it under its own name."""
+    nic, _ = story.veth("rf")
+    pod_name = story.name("if")
+    mac = (link_json(nic) or {})["address"]
+    first = story.pod("f1")
+    conf = conf_for(node, hwaddr=mac)
+    assert node.run("ADD", conf, **env_of("refunded", first, pod_name)).status == 0
+    ip("-n", first, "link", "set", pod_name, "netns", "1")
+    kill_pod(first)
+    story.netns.remove(first)
+    story.links.append(pod_name)
+    assert pod_name in link_names() and (link_json(pod_name) or {}).get("ifalias") == nic
+
+    second = story.pod("f2")
+    assert node.run("ADD", conf, **env_of("next", second)).status == 0
+    assert link_json("net1", second) is not None and pod_name not in link_names()
+    [record] = [r for r in records(node).values() if r["container_id"] in ("refunded", "next")]
+    assert (record["container_id"], record["original_name"]) == ("next", nic)
+    assert node.run("DEL", conf, **env_of("next", second)).status == 0
+    assert nic in link_names() and not (link_json(nic) or {}).get("ifalias")
+
+
+def test_9_the_node_holds_no_record_of_anything_still_out(node: Plugin) -> None:
     """After all of the above, the state directory has no record left: every story gave its devices back."""
     assert records(node) == {}

@@ -200,7 +200,7 @@ def test_lock_held_too_long_means_try_again_later(source_plugin: Plugin, sandbox
     pod = sandbox.pod()
     lock_dir = Path(source_plugin.data_dir) / "locks"
     lock_dir.mkdir(parents=True)
-    with open(lock_dir / f"name-{dev}.lock", "w") as held:
+    with open(lock_dir / f"addr-{(link_json(dev) or {})['address'].replace(':', '_')}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         out = source_plugin.run("ADD", conf_for(source_plugin, device=dev, lockTimeout=0.3), **pod_env(pod))
     assert out.code == 11 and out.out is not None and dev in out.out["msg"]

@@ -35,14 +35,14 @@ def _links(node: str) -> set[str]:
 
 
 def test_a_configured_default_route_is_named_with_its_gateway_protocol_and_metric(
-    source_plugin: Plugin, sandbox: Sandbox
+    plugin: Plugin, sandbox: Sandbox
 ) -> None:
-    node, plugin = _node(sandbox, source_plugin)
+    node, inside = _node(sandbox, plugin)
     pod = sandbox.pod()
     uplink = _veth(node, sandbox, "up")
     _in(node, "addr", "add", "192.0.2.10/24", "dev", uplink)
     _in(node, "route", "add", "default", "via", "192.0.2.1", "dev", uplink, "metric", "100", "proto", "dhcp")
-    refused = plugin.run("ADD", conf_for(plugin, device=uplink), **pod_env(pod))
+    refused = inside.run("ADD", conf_for(plugin, device=uplink), **pod_env(pod))
     assert refused.code == 101, refused.stdout
     assert refused.out is not None
     assert "IPv4 default route via 192.0.2.1, proto dhcp, metric 100" in refused.out["msg"], refused.out["msg"]
@@ -50,14 +50,14 @@ def test_a_configured_default_route_is_named_with_its_gateway_protocol_and_metri
 
 
 def test_a_default_route_from_router_advertisements_counts_only_when_it_is_the_nodes_only_one(
-    source_plugin: Plugin, sandbox: Sandbox
+    plugin: Plugin, sandbox: Sandbox
 ) -> None:
-    node, plugin = _node(sandbox, source_plugin)
+    node, inside = _node(sandbox, plugin)
     pod = sandbox.pod()
     learned = _veth(node, sandbox, "ra")
     _in(node, "-6", "route", "add", "default", "via", "fe80::1", "dev", learned, "proto", "ra", "metric", "1024")
     conf = conf_for(plugin, device=learned)
-    refused = plugin.run("ADD", conf, **pod_env(pod))
+    refused = inside.run("ADD", conf, **pod_env(pod))
     assert refused.code == 101, refused.stdout
     assert refused.out is not None
     assert (
@@ -68,25 +68,25 @@ def test_a_default_route_from_router_advertisements_counts_only_when_it_is_the_n
     # The node gets a default route of its own elsewhere: the learned one no longer makes this NIC the uplink.
     uplink = _veth(node, sandbox, "st")
     _in(node, "-6", "route", "add", "default", "via", "fe80::2", "dev", uplink, "proto", "static", "metric", "10")
-    added = plugin.run("ADD", conf, **pod_env(pod))
+    added = inside.run("ADD", conf, **pod_env(pod))
     assert added.status == 0, added.stdout
     assert learned not in _links(node)
-    assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
+    assert inside.run("DEL", conf, **pod_env(pod)).status == 0
     assert learned in _links(node)
 
 
-def test_an_address_is_named_with_how_it_came_to_be(source_plugin: Plugin, sandbox: Sandbox) -> None:
-    node, plugin = _node(sandbox, source_plugin)
+def test_an_address_is_named_with_how_it_came_to_be(plugin: Plugin, sandbox: Sandbox) -> None:
+    node, inside = _node(sandbox, plugin)
     pod = sandbox.pod()
     configured = _veth(node, sandbox, "pm")
     _in(node, "addr", "add", "198.51.100.7/24", "dev", configured)
-    refused = plugin.run("ADD", conf_for(plugin, device=configured), **pod_env(pod))
+    refused = inside.run("ADD", conf_for(plugin, device=configured), **pod_env(pod))
     assert refused.code == 101 and refused.out is not None
     assert "global address 198.51.100.7/24 (permanent)" in refused.out["msg"], refused.out["msg"]
 
     learned = _veth(node, sandbox, "dy")
     _in(node, "-6", "addr", "add", "2001:db8::7/64", "dev", learned, "valid_lft", "3600", "preferred_lft", "1800")
-    refused = plugin.run("ADD", conf_for(plugin, device=learned), **pod_env(pod))
+    refused = inside.run("ADD", conf_for(plugin, device=learned), **pod_env(pod))
     assert refused.code == 101 and refused.out is not None
     assert "global address 2001:db8::7/64 (dynamic" in refused.out["msg"], refused.out["msg"]
     assert {configured, learned} <= _links(node)
