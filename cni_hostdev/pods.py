@@ -56,7 +56,7 @@ def _sees_host_pids() -> bool:
 
 def open_records(record: Record, path: str | None = None) -> Namespace | None:
     """The record's pod namespace, opened at `path` (default: the recorded one); None when that path
-    no longer holds it (gone, or another namespace now). Raises OSError when it cannot be judged."""
+    no longer holds it (missing, or another namespace now). Raises OSError when it cannot be opened."""
     path = path or record.netns
     if not path:
         return None
@@ -67,8 +67,6 @@ def open_records(record: Record, path: str | None = None) -> Namespace | None:
     except netns.NotANetns:
         return None  # the path now holds something else: the netns it named is gone
     except FileNotFoundError:
-        if path.startswith("/proc/") and not _sees_host_pids():
-            raise  # another PID namespace's /proc/PID: unknown, not gone
         return None
     try:
         space = Namespace.open(fd)
@@ -90,6 +88,10 @@ def alive(record: Record) -> bool:
     Dropping the record of a live pod would strand its device, so what we cannot judge from
     here (a /proc/PID path seen from another PID namespace, a permission problem) is alive.
     """
+    if record.boot_id is not None and record.boot_id != boot_id():
+        return False
+    if record.netns.startswith("/proc/") and not _sees_host_pids() and not os.path.lexists(record.netns):
+        return True  # another PID namespace's /proc/PID: unknown, not gone
     try:
         space = open_records(record)
     except OSError:
