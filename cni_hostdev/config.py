@@ -14,7 +14,8 @@ from typing import Any
 from packaging.version import Version
 
 from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
-from cni_hostdev.result import DNS, V040, V110, Result, parse_version
+from cni_hostdev.result import DNS, Result, parse_version
+from cni_hostdev.versions import FIRST_VERSION, LATEST
 
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 MOVE_STRATEGIES = ("auto", "atomic", "rename-then-move")
@@ -228,12 +229,12 @@ def config_version(conf: dict[str, Any]) -> str:
 def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
     cni_version = config_version(conf)
     version = parse_version(cni_version)
-    if command == "CHECK" and version < V040:
+    first = FIRST_VERSION.get(command)
+    if first is not None and version < Version(first):
+        later = "" if first == LATEST else " or later"
         raise CniError(
-            INCOMPATIBLE_VERSION, f"CHECK is not defined for cniVersion {cni_version} (needs 0.4.0 or later)"
+            INCOMPATIBLE_VERSION, f"{command} is not defined for cniVersion {cni_version} (needs {first}{later})"
         )
-    if command in ("GC", "STATUS") and version < V110:
-        raise CniError(INCOMPATIBLE_VERSION, f"{command} is not defined for cniVersion {cni_version} (needs 1.1.0)")
 
     name = _string(conf, "name")
     if not name:

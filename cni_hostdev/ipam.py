@@ -16,13 +16,11 @@ from cni_hostdev.config import NetConf
 from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
 from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
-from cni_hostdev.versions import SUPPORTED_VERSIONS
+from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS
 
 log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
 DAD_TIMEOUT = 5.0
-# The oldest cniVersion in which each command exists (the spec's own gates).
-FIRST_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 _versions_of: dict[str, tuple[str, ...] | None] = {}  # plugin path -> its supportedVersions, once per call
 
 

@@ -16,7 +16,6 @@ from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 __all__ = ["LATEST", "SUPPORTED_VERSIONS"]
 
 V030 = Version("0.3.0")
-V040 = Version("0.4.0")
 V100 = Version("1.0.0")
 V110 = Version("1.1.0")
 
