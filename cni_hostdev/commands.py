@@ -34,7 +34,7 @@ from cni_hostdev.move import (
     restore,
     send_home,
 )
-from cni_hostdev.netlink import DefaultRoute, Link
+from cni_hostdev.netlink import Link
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore, every_record
 
@@ -134,7 +134,7 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
         raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
     if conf.allow_host_addresses:
         return
-    uplink = _uplink_route(host, device)
+    uplink = host.rtnl.uplink_route(device.index)
     if uplink is not None:
         raise CniError(
             DEVICE_IN_USE,
@@ -148,22 +148,6 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
             f"device {device.name} is in use by the host: it has global address {addresses[0]}; "
             'set "allowHostAddresses": true to move it anyway',
         )
-
-
-def _uplink_route(host: Namespace, device: Link) -> DefaultRoute | None:
-    """A default route through `device` that makes it the node's uplink, or None.
-
-    Any configured one does (static, DHCP, ...). One learned from IPv6 router advertisements,
-    which any NIC on a segment with a router picks up, does only when it is the node's only
-    default route of its family: moving that device would cut the node off.
-    """
-    routes = host.rtnl.default_routes(device.index)
-    configured = [r for r in routes if not r.from_router_advertisement]
-    if configured or not routes:
-        return configured[0] if configured else None
-    others = {r.family for r in host.rtnl.default_routes() if r.oif != device.index}
-    alone = [r for r in routes if r.family not in others]
-    return alone[0] if alone else None
 
 
 def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> Link:

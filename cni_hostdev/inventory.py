@@ -48,7 +48,8 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
     entries: list[Entry] = []
     with Rtnl() as rtnl:
         links = [link for link in rtnl.links() if not link.loopback]
-        uplinks = rtnl.default_route_ifindexes()
+        routes = rtnl.default_routes()
+        uplinks = {link.index for link in links if rtnl.uplink_route(link.index, routes)}  # the rule ADD applies
         addresses = rtnl.global_addresses()
     names = {link.index: link.name for link in links}
     for link in links:

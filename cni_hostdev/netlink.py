@@ -426,9 +426,26 @@ class Rtnl:
                         found.append(DefaultRoute(family, hop_oif, gateway, route["proto"], metric))
         return found
 
-    def default_route_ifindexes(self, oif: int | None = None) -> set[int]:
-        """Links that carry a default route of the main table; given `oif`, only that link is asked about."""
-        return {route.oif for route in self.default_routes(oif)}
+    def uplink_route(self, index: int, every_route: list[DefaultRoute] | None = None) -> DefaultRoute | None:
+        """A default route through link `index` that makes it the node's uplink, or None.
+
+        Any configured one does (static, DHCP, ...). One learned from IPv6 router advertisements,
+        which any NIC on a segment with a router picks up, does only when it is the node's only
+        default route of its family: moving that device would cut the node off. `every_route`,
+        the node's default routes when the caller has them all already, saves the dumps.
+        """
+        if every_route is None:
+            routes = self.default_routes(index)
+        else:
+            routes = [r for r in every_route if r.oif == index]
+        configured = [r for r in routes if not r.from_router_advertisement]
+        if configured or not routes:
+            return configured[0] if configured else None
+        if every_route is None:
+            every_route = self.default_routes()
+        others = {r.family for r in every_route if r.oif != index}
+        alone = [r for r in routes if r.family not in others]
+        return alone[0] if alone else None
 
     def addresses(self, index: int) -> list[tuple[str, int]]:
         """(CIDR, IFA_F_* flags) of every address on one link."""
