@@ -103,7 +103,7 @@ def _records_pod(record: Record, path: str | None = None) -> Iterator[Namespace 
 
 
 def _record_key(record: Record) -> str:
-    return identity(record.pci_address, record.perm_mac, record.mac or record.original_name)
+    return identity(record.pci_address, record.perm_mac, record.mac)
 
 
 def _same_device(record: Record, device: Link, pci: str | None) -> bool:
@@ -150,6 +150,16 @@ def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
         )
 
 
+def _claimed(device: str, record: Record, network: str) -> CniError:
+    """The refusal of a device a live attachment holds; `network` is the one asking."""
+    other = "" if record.network == network else f" of network {record.network}"
+    return CniError(
+        DEVICE_IN_USE,
+        f"device {device} is claimed by container {record.container_id}{other} "
+        f"(netns {record.netns}, as {record.ifname})",
+    )
+
+
 def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> Link:
     """Refuse a device another live attachment holds; repair and forget claims whose pod died.
 
@@ -162,12 +172,7 @@ def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, ho
         if record.kind == "userspace" or not _same_device(record, device, pci):
             continue
         if pods.alive(record):
-            network = "" if record.network == store.network else f" of network {record.network}"
-            raise CniError(
-                DEVICE_IN_USE,
-                f"device {device.name} is claimed by container {record.container_id}{network} "
-                f"(netns {record.netns}, as {record.ifname})",
-            )
+            raise _claimed(device.name, record, store.network)
         log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
         release(record, None, host)
         StateStore(store.root, record.network).remove(record.container_id, record.ifname)
@@ -194,12 +199,7 @@ def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
                 continue  # another network's device: only a name says it is the one asked for
             if pods.alive(record):
                 if wanted:
-                    network = "" if record.network == conf.name else f" of network {record.network}"
-                    raise CniError(
-                        DEVICE_IN_USE,
-                        f"device {record.original_name} is claimed by container {record.container_id}{network} "
-                        f"(netns {record.netns}, as {record.ifname})",
-                    ) from None
+                    raise _claimed(record.original_name, record, conf.name) from None
                 continue
             with device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout):
                 release(record, None, host)
