@@ -91,6 +91,7 @@ def run_plugin(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tupl
         handler(env, conf, environ)
         return None, 0
     except CniError as err:
+        err.naming_node()
         if err.code == INVALID_CONFIG or err.code >= 100:
             log.error("%s", err.msg)
         return err.to_json(cni_version if cni_version in SUPPORTED_VERSIONS else LATEST), 1
@@ -124,6 +125,9 @@ def _cli(args: list[str]) -> int:
     inventory = sub.add_parser("inventory", help="the host's devices: free, claimed by a pod, or the host's own")
     inventory.add_argument("--json", action="store_true")
     inventory.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    inventory.add_argument(
+        "--config", metavar="FILE", help="only the devices this network config (conflist, NAD as JSON) names here"
+    )
     install = sub.add_parser("install", help="install this binary into a CNI bin dir, atomically")
     install.add_argument("--bin-dir", default="/opt/cni/bin")
     install.add_argument("--name", default="host-device")
@@ -150,9 +154,14 @@ def _cli(args: list[str]) -> int:
         print(json.dumps(cached_probe(refresh=opts.fresh).to_json(), indent=2))
         return 0
     if opts.command == "inventory":
-        from cni_hostdev.inventory import collect, render
+        from cni_hostdev.inventory import ConfigError, collect, collect_config, render
 
-        print(render(collect(opts.data_dir), as_json=opts.json))
+        try:
+            entries = collect_config(opts.config) if opts.config else collect(opts.data_dir)
+        except ConfigError as err:
+            sys.stderr.write(f"host-device inventory: {err}\n")
+            return 1
+        print(render(entries, as_json=opts.json))
         return 0
     if opts.command == "install":
         from cni_hostdev import install as installer

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cni_hostdev import logs, netns, pods
+from cni_hostdev import logs, netns, pods, pool
 from cni_hostdev.config import CniEnv, NetConf
 from cni_hostdev.errors import (
     CHECK_FAILED,
@@ -18,11 +18,13 @@ from cni_hostdev.errors import (
     INVALID_ENV,
     NOT_AVAILABLE,
     STATE_FAILURE,
+    TRY_AGAIN_LATER,
     CniError,
+    node_name,
 )
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
-from cni_hostdev.lookup import find_device, pci_address_of, userspace_function
+from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import (
     ATOMIC,
     RENAME_THEN_MOVE,
@@ -37,6 +39,7 @@ from cni_hostdev.move import (
 from cni_hostdev.netlink import Link
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.state import Record, StateStore, every_record
+from cni_hostdev.usage import claimed, host_use, same_device
 
 log = logs.get_logger(__name__)
 STAGING_DIR = "/run/cni-hostdev/staging"
@@ -106,58 +109,18 @@ def _record_key(record: Record) -> str:
     return identity(record.pci_address, record.perm_mac, record.mac)
 
 
-def _same_device(record: Record, device: Link, pci: str | None) -> bool:
-    """Whether the host's `device` is the one `record` took: by PCI address or permanent MAC where
-    both sides have one, else by MAC with its original name or with our marker (a device the
-    kernel refunded under its pod name still carries the marker)."""
-    if record.pci_address and pci:
-        return record.pci_address == pci
-    if record.perm_mac and device.perm_mac:
-        return record.perm_mac == device.perm_mac
-    return record.mac == device.mac and record.original_name in (device.name, device.alias)
-
-
 # --- ADD ------------------------------------------------------------------------
 
 
 def _refuse_if_in_use(conf: NetConf, host: Namespace, device: Link) -> None:
-    if device.loopback:
-        raise CniError(DEVICE_IN_USE, f"device {device.name} is the loopback device and cannot be moved")
-    if device.kind == "bridge":
-        raise CniError(
-            DEVICE_IN_USE, f"device {device.name} is a bridge: bridges are netns-local and cannot change namespace"
-        )
-    if device.master:
-        master = host.rtnl.link(index=device.master)
-        master_name = master.name if master else f"ifindex {device.master}"
-        kind = f" ({master.kind})" if master and master.kind else ""
-        raise CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
-    if conf.allow_host_addresses:
-        return
-    uplink = host.rtnl.uplink_route(device.index)
-    if uplink is not None:
-        raise CniError(
-            DEVICE_IN_USE,
-            f"device {device.name} is in use by the host: it carries the node's {uplink.describe()}; "
-            'set "allowHostAddresses": true to move it anyway',
-        )
-    addresses = host.rtnl.global_addresses(device.index).get(device.index)
-    if addresses:
-        raise CniError(
-            DEVICE_IN_USE,
-            f"device {device.name} is in use by the host: it has global address {addresses[0]}; "
-            'set "allowHostAddresses": true to move it anyway',
-        )
-
-
-def _claimed(device: str, record: Record, network: str) -> CniError:
-    """The refusal of a device a live attachment holds; `network` is the one asking."""
-    other = "" if record.network == network else f" of network {record.network}"
-    return CniError(
-        DEVICE_IN_USE,
-        f"device {device} is claimed by container {record.container_id}{other} "
-        f"(netns {record.netns}, as {record.ifname})",
+    refusal = host_use(
+        host.rtnl,
+        device,
+        allow_host_addresses=conf.allow_host_addresses,
+        own_network_goes_along=conf.use_interface_network,
     )
+    if refusal is not None:
+        raise refusal
 
 
 def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, host: Namespace) -> Link:
@@ -169,10 +132,10 @@ def _claims_of(store: StateStore, device: Link, pci: str | None, env: CniEnv, ho
     for record in every_record(store.root):
         if (record.network, record.container_id, record.ifname) == (store.network, env.container_id, env.ifname):
             continue
-        if record.kind == "userspace" or not _same_device(record, device, pci):
+        if record.kind == "userspace" or not same_device(record, device, pci):
             continue
         if pods.alive(record):
-            raise _claimed(device.name, record, store.network)
+            raise claimed(device.name, record, store.network)
         log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
         release(record, None, host)
         StateStore(store.root, record.network).remove(record.container_id, record.ifname)
@@ -199,7 +162,7 @@ def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
                 continue  # another network's device: only a name says it is the one asked for
             if pods.alive(record):
                 if wanted:
-                    raise _claimed(record.original_name, record, conf.name) from None
+                    raise claimed(record.original_name, record, conf.name) from None
                 continue
             with device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout):
                 release(record, None, host)
@@ -310,70 +273,171 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
             raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
         userspace = userspace_function(conf.selectors)
         if userspace is not None:
+            if conf.pool is not None and not pool.admits_function(conf.pool, *userspace):
+                raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
             return _add_userspace(env, conf, environ, store, *userspace)
-        first = _find_unclaimed(conf, host, store)
-        pci = pci_address_of(first.name)
-        with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
-            # Whoever held the lock before us may have taken the device: look again.
-            device = _find_unclaimed(conf, host, store)
-            if device.index != first.index:
-                raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
-            device = _claims_of(store, device, pci, env, host)
-            _refuse_if_in_use(conf, host, device)
-            strategy = _choose_strategy(conf)
-            record = Record(
-                network=conf.name,
-                container_id=env.container_id,
-                ifname=env.ifname,
-                netns=env.netns,
-                original_name=device.name,
-                original_alias=device.alias,
-                mac=device.mac,
-                perm_mac=device.perm_mac,
-                mtu=device.mtu,
-                was_up=device.up,
-                ifindex=device.index,
-                pci_address=pci,
-                strategy=strategy,
-                phase="moving",
-                staging=staging_path(conf.name, env) if strategy == RENAME_THEN_MOVE else None,
-            )
-            pods.pin(record, pod)
-            if record.staging:
-                # Before the record names it: DEL reads a missing staging dir as "not visible here",
-                # and an ADD killed right after this save must not look like that on a fresh boot.
-                os.makedirs(STAGING_DIR, mode=0o700, exist_ok=True)
-            store.save(record)
-            checkpoint("record-written")
-            try:
-                moved = move_in(host, pod, device, env.ifname, strategy, record.staging or "")
-            except BaseException:
-                # Keep the record only if the device did not make it home: DEL and GC need it then.
-                if host.rtnl.link(name=device.name) is not None:
-                    store.remove(env.container_id, env.ifname)
-                raise
-            record.phase = "attached"
-            record.ifindex = moved.index
-            record.staging = None
-            store.save(record)
-            checkpoint("attached")
-            try:
-                ipam_result = _ipam_add(conf, environ, env)
-                checkpoint("ipam-added")
-                if ipam_result is not None:
-                    ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
-                    checkpoint("ipam-applied")
-            except BaseException:
-                _ipam_release(conf, environ, env)
-                try:
-                    release(record, pod, host)
-                    store.remove(env.container_id, env.ifname)
-                except (CniError, OSError) as err:
-                    log.error("could not return %s after a failed ADD: %s", device.name, err)
-                raise
+        with _chosen_device(conf, env, host, store) as (device, pci):
+            moved, ipam_result, strategy = _attach(conf, env, environ, store, pod, host, device, pci)
     result = _merge(conf, _interface(moved, env, pci), ipam_result)
     log.info("ADD %s: %s -> %s:%s (%s)", env.container_id, device.name, env.netns, env.ifname, strategy)
     return result.to_json(conf.cni_version)
+
+
+def _outside_pool(conf: NetConf, what: str) -> CniError:
+    assert conf.pool is not None
+    listed = "; ".join(f"devices[{c.position - 1}]: {c.describe()}" for c in conf.pool)
+    return CniError(
+        INVALID_CONFIG,
+        f"deviceID {conf.selectors.device_id} is {what}, which is not one of the pool's devices ({listed})",
+        about_device=True,
+    )
+
+
+@contextlib.contextmanager
+def _chosen_device(conf: NetConf, env: CniEnv, host: Namespace, store: StateStore) -> Iterator[tuple[Link, str | None]]:
+    """The device to take, with its lock held: the one selected, or the first free one of the pool.
+
+    A deviceID (from Multus or a device plugin) wins over the pool, but must be one of its devices.
+    """
+    if conf.pool is not None and not conf.selectors.any():
+        with _pool_pick(conf, env, host, store) as chosen:
+            yield chosen
+        return
+    first = _find_unclaimed(conf, host, store)
+    if conf.pool is not None and not pool.admits(conf.pool, first):
+        raise _outside_pool(conf, f"device {first.name}")
+    pci = pci_address_of(first.name)
+    with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
+        # Whoever held the lock before us may have taken the device: look again.
+        device = _find_unclaimed(conf, host, store)
+        if device.index != first.index:
+            raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
+        device = _claims_of(store, device, pci, env, host)
+        _refuse_if_in_use(conf, host, device)
+        yield device, pci
+
+
+@contextlib.contextmanager
+def _pool_pick(conf: NetConf, env: CniEnv, host: Namespace, store: StateStore) -> Iterator[tuple[Link, str | None]]:
+    """The first free device of the pool, locked. One that a parallel ADD takes while we wait for its
+    lock is passed over for the next, so parallel ADDs never share a device and never fail while a
+    free one remains."""
+    assert conf.pool is not None
+    _give_back_dead_pool_claims(conf, host)
+    for member in pool.survey(conf, host.rtnl, every_record(conf.data_dir)):
+        if member.state != pool.FREE or member.link is None:
+            continue
+        link = member.link
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(
+                    device_lock(
+                        conf.data_dir, identity(member.pci, link.perm_mac, link.mac), link.name, conf.lock_timeout
+                    )
+                )
+                device = host.rtnl.link(index=link.index)
+                if device is None or device.name != link.name:
+                    continue  # taken by the ADD that held the lock
+                device = _claims_of(store, device, member.pci, env, host)
+                _refuse_if_in_use(conf, host, device)
+            except CniError as err:
+                if err.code not in (DEVICE_IN_USE, TRY_AGAIN_LATER):
+                    raise
+                log.info("pool of %s: passing over %s: %s", conf.name, link.name, err.msg)
+                continue
+            log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, member.candidate.position - 1)
+            yield device, member.pci
+            return
+    raise pool.exhausted(conf, pool.survey(conf, host.rtnl, every_record(conf.data_dir)))
+
+
+def _give_back_dead_pool_claims(conf: NetConf, host: Namespace) -> None:
+    """Records of pool devices whose pod died: the device is the host's again, under its own name."""
+    assert conf.pool is not None
+    for record in every_record(conf.data_dir):
+        if record.kind == "userspace" or not any(pool.record_matches(c, record) for c in conf.pool):
+            continue
+        if pods.alive(record):
+            continue
+        with device_lock(conf.data_dir, _record_key(record), record.original_name, conf.lock_timeout):
+            what = release(record, None, host)
+            StateStore(conf.data_dir, record.network).remove(record.container_id, record.ifname)
+        log.warning(
+            "pool of %s: claim of %s by %s was stale: %s", conf.name, record.original_name, record.container_id, what
+        )
+
+
+def _attach(
+    conf: NetConf,
+    env: CniEnv,
+    environ: Mapping[str, str],
+    store: StateStore,
+    pod: Namespace,
+    host: Namespace,
+    device: Link,
+    pci: str | None,
+) -> tuple[Link, Result | None, str]:
+    """Record, move, configure: (the device in the pod, IPAM's result, the move strategy).
+
+    Every failure leaves the device home and no record behind, but for a device that did not
+    make it home: its record is kept for DEL and GC.
+    """
+    from cni_hostdev import ipam
+
+    strategy = _choose_strategy(conf)
+    record = Record(
+        network=conf.name,
+        container_id=env.container_id,
+        ifname=env.ifname,
+        netns=env.netns,
+        original_name=device.name,
+        original_alias=device.alias,
+        mac=device.mac,
+        perm_mac=device.perm_mac,
+        mtu=device.mtu,
+        was_up=device.up,
+        ifindex=device.index,
+        pci_address=pci,
+        strategy=strategy,
+        phase="moving",
+        staging=staging_path(conf.name, env) if strategy == RENAME_THEN_MOVE else None,
+        altnames=list(device.altnames),
+        driver=driver_of(device),
+    )
+    pods.pin(record, pod)
+    if record.staging:
+        # Before the record names it: DEL reads a missing staging dir as "not visible here",
+        # and an ADD killed right after this save must not look like that on a fresh boot.
+        os.makedirs(STAGING_DIR, mode=0o700, exist_ok=True)
+    store.save(record)
+    checkpoint("record-written")
+    try:
+        moved = move_in(host, pod, device, env.ifname, strategy, record.staging or "")
+    except BaseException:
+        # Keep the record only if the device did not make it home: DEL and GC need it then.
+        if host.rtnl.link(name=device.name) is not None:
+            store.remove(env.container_id, env.ifname)
+        raise
+    record.phase = "attached"
+    record.ifindex = moved.index
+    record.staging = None
+    store.save(record)
+    checkpoint("attached")
+    try:
+        ipam_result = _ipam_add(conf, environ, env)
+        checkpoint("ipam-added")
+        if ipam_result is not None:
+            ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
+            checkpoint("ipam-applied")
+    except BaseException:
+        _ipam_release(conf, environ, env)
+        try:
+            release(record, pod, host)
+            store.remove(env.container_id, env.ifname)
+        except (CniError, OSError) as err:
+            log.error("could not return %s after a failed ADD: %s", device.name, err)
+        raise
+    return moved, ipam_result, strategy
 
 
 def _add_userspace(
@@ -419,7 +483,8 @@ def _add_userspace(
 
 
 def _original(record: Record) -> Original:
-    return Original(record.original_name, record.original_alias, record.mac, record.mtu, record.was_up)
+    altnames = tuple(record.altnames) if record.altnames is not None else None
+    return Original(record.original_name, record.original_alias, record.mac, record.mtu, record.was_up, altnames)
 
 
 def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
@@ -588,7 +653,13 @@ def cmd_status(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
                     raise
                 claims = [r for r in store.all() if pods.alive(r)]
                 holder = f" (claimed by container {claims[0].container_id})" if claims else ""
-                raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}") from None
+                raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}", about_device=True) from None
+    if conf.pool is not None and not conf.selectors.any():
+        with _host() as host:
+            members = pool.survey(conf, host.rtnl, every_record(conf.data_dir))
+        if not any(m.state == pool.FREE or m.state == pool.STALE for m in members):
+            refusal = pool.exhausted(conf, members)
+            raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {refusal.msg}", about_device=True)
     if conf.ipam is not None:
         try:
             ipam.delegate("STATUS", conf, environ, env.path)
@@ -643,4 +714,4 @@ def cmd_gc(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> None:
     if conf.ipam is not None:
         ipam.delegate("GC", conf, environ, env.path)
     if failures:
-        raise CniError(DEVICE_IN_USE, "GC could not release: " + "; ".join(failures))
+        raise CniError(DEVICE_IN_USE, f"GC on node {node_name()} could not release: " + "; ".join(failures))

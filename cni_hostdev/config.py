@@ -147,6 +147,36 @@ class Selectors:
         return any((self.device, self.hwaddr, self.kernelpath, self.pci_bus_id, self.device_id))
 
 
+POOL_KEYS = ("device", "hwaddr", "kernelpath", "pciBusID", "namePattern", "driver")
+
+
+class Candidate:
+    """One entry of a `devices` pool: every key it gives must match a device for it to be taken."""
+
+    __slots__ = ("driver", "name_pattern", "position", "selectors")
+
+    def __init__(
+        self, position: int, selectors: Selectors, name_pattern: str | None = None, driver: str | None = None
+    ) -> None:
+        self.position = position  # 1-based, as a user counts the list
+        self.selectors = selectors
+        self.name_pattern = name_pattern
+        self.driver = driver
+
+    def describe(self) -> str:
+        """The candidate as the config wrote it: `device ens4f1`, `namePattern "ens*f1" and driver mlx5_core`."""
+        sel = self.selectors
+        given = [
+            f"device {sel.device}" if sel.device else "",
+            f"hwaddr {sel.hwaddr}" if sel.hwaddr else "",
+            f"kernelpath {sel.kernelpath}" if sel.kernelpath else "",
+            f"pciBusID {sel.pci_bus_id}" if sel.pci_bus_id else "",
+            f"namePattern {json.dumps(self.name_pattern)}" if self.name_pattern else "",
+            f"driver {self.driver}" if self.driver else "",
+        ]
+        return " and ".join(g for g in given if g)
+
+
 class NetConf:
     __slots__ = (
         "allow_host_addresses",
@@ -157,10 +187,12 @@ class NetConf:
         "lock_timeout",
         "move_strategy",
         "name",
+        "pool",
         "prev_result",
         "raw",
         "selectors",
         "type",
+        "use_interface_network",
         "valid_attachments",
         "version",
     )
@@ -181,6 +213,8 @@ class NetConf:
         lock_timeout: float = 10.0,
         dns: DNS | None = None,
         raw: dict[str, Any] | None = None,
+        pool: tuple[Candidate, ...] | None = None,
+        use_interface_network: bool = False,
     ) -> None:
         self.cni_version = cni_version
         self.version = version
@@ -196,6 +230,8 @@ class NetConf:
         self.lock_timeout = lock_timeout
         self.dns = dns if dns is not None else DNS()
         self.raw = raw if raw is not None else {}
+        self.pool = pool  # the `devices` candidates, in order of preference
+        self.use_interface_network = use_interface_network
 
 
 def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:
@@ -254,10 +290,12 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
         device_id=_string(runtime, "deviceID", where="runtimeConfig.") or _string(conf, "deviceID"),
     )
     _validate_selectors(selectors)
-    if command == "ADD" and not selectors.any():
+    pool = _pool(conf, selectors)
+    if command == "ADD" and not selectors.any() and pool is None:
         raise CniError(
             INVALID_CONFIG,
-            "no device selected: set one of device, hwaddr, kernelpath, pciBusID, deviceID or runtimeConfig.deviceID",
+            "no device selected: set one of device, hwaddr, kernelpath, pciBusID, devices, deviceID "
+            "or runtimeConfig.deviceID",
         )
 
     strategy = _string(conf, "moveStrategy") or "auto"
@@ -287,11 +325,8 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
     if conf.get("prevResult") is not None:
         prev_result = Result.from_json(conf["prevResult"], cni_version)
 
-    allow = conf.get("allowHostAddresses", False)
-    if not isinstance(allow, bool):
-        raise CniError(
-            INVALID_CONFIG, f"config key allowHostAddresses must be true or false, got {json.dumps(allow)[:80]}"
-        )
+    allow = _flag(conf, "allowHostAddresses")
+    use_interface_network = _flag(conf, "useInterfaceNetwork")
     lock_timeout = conf.get("lockTimeout", 10.0)
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or not 0 < lock_timeout <= 600:
         raise CniError(
@@ -319,20 +354,80 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
         lock_timeout=float(lock_timeout),
         dns=DNS.from_json(dns),
         raw=conf,
+        pool=pool,
+        use_interface_network=use_interface_network,
     )
 
 
-def _validate_selectors(sel: Selectors) -> None:
+def _flag(conf: dict[str, Any], key: str) -> bool:
+    value = conf.get(key, False)
+    if not isinstance(value, bool):
+        raise CniError(INVALID_CONFIG, f"config key {key} must be true or false, got {json.dumps(value)[:80]}")
+    return value
+
+
+def _pool(conf: dict[str, Any], selectors: Selectors) -> tuple[Candidate, ...] | None:
+    """The `devices` key: candidates in order of preference, instead of one device."""
+    entries = conf.get("devices")
+    if entries is None:
+        return None
+    if not isinstance(entries, list) or not entries:
+        raise CniError(INVALID_CONFIG, "config key devices must be a non-empty list of device selectors")
+    both = [key for key in ("device", "hwaddr", "kernelpath", "pciBusID") if conf.get(key) not in (None, "")]
+    if both:
+        raise CniError(
+            INVALID_CONFIG,
+            f"config keys devices and {', '.join(both)} exclude each other: list the device among the devices",
+        )
+    pool = []
+    for position, entry in enumerate(entries, 1):
+        where = f"devices[{position - 1}]."
+        if not isinstance(entry, dict) or not entry:
+            raise CniError(
+                INVALID_CONFIG,
+                f"config key devices[{position - 1}] must be an object with any of {', '.join(POOL_KEYS)}",
+            )
+        unknown = sorted(key for key in entry if key not in POOL_KEYS)
+        if unknown:
+            raise CniError(
+                INVALID_CONFIG,
+                f"config key {where}{unknown[0]} is not a device selector (use {', '.join(POOL_KEYS)})",
+            )
+        candidate = Candidate(
+            position,
+            Selectors(
+                device=_string(entry, "device", where=where),
+                hwaddr=_string(entry, "hwaddr", where=where),
+                kernelpath=_string(entry, "kernelpath", where=where),
+                pci_bus_id=_string(entry, "pciBusID", where=where),
+            ),
+            name_pattern=_string(entry, "namePattern", where=where),
+            driver=_string(entry, "driver", where=where),
+        )
+        if not (candidate.selectors.any() or candidate.name_pattern or candidate.driver):
+            raise CniError(
+                INVALID_CONFIG, f"config key devices[{position - 1}] selects nothing: all its keys are empty"
+            )
+        _validate_selectors(candidate.selectors, where)
+        pool.append(candidate)
+    return tuple(pool)
+
+
+def _validate_selectors(sel: Selectors, where: str = "") -> None:
     if sel.device is not None:
-        validate_ifname(sel.device, "config key device")
+        validate_ifname(sel.device, f"config key {where}device")
     if sel.hwaddr is not None and not _MAC.match(sel.hwaddr):
-        raise CniError(INVALID_CONFIG, f"config key hwaddr {sel.hwaddr!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+        raise CniError(
+            INVALID_CONFIG, f"config key {where}hwaddr {sel.hwaddr!r} is not a MAC address (aa:bb:cc:dd:ee:ff)"
+        )
     if sel.kernelpath is not None:
         path = sel.kernelpath
         if not path.startswith("/sys/devices/") or ".." in path.split("/"):
-            raise CniError(INVALID_CONFIG, f"config key kernelpath {path!r} must be a path under /sys/devices/")
+            raise CniError(INVALID_CONFIG, f"config key {where}kernelpath {path!r} must be a path under /sys/devices/")
     if sel.pci_bus_id is not None and not _PCI.match(sel.pci_bus_id):
-        raise CniError(INVALID_CONFIG, f"config key pciBusID {sel.pci_bus_id!r} is not a PCI address (0000:00:04.0)")
+        raise CniError(
+            INVALID_CONFIG, f"config key {where}pciBusID {sel.pci_bus_id!r} is not a PCI address (0000:00:04.0)"
+        )
     if sel.device_id is not None and not (_PCI.match(sel.device_id) or _AUX_DEVICE.match(sel.device_id)):
         raise CniError(
             INVALID_CONFIG, f"config key deviceID {sel.device_id!r} is not a PCI address or an auxiliary device name"

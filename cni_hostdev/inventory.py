@@ -1,16 +1,17 @@
-"""`host-device inventory`: which devices of this node are free, claimed, or the host's own."""
+"""`host-device inventory`: which devices of this node are free, claimed, or the host's own;
+with `--config`, the devices one network config (a pool) names on this node, and who holds them."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from cni_hostdev import lookup
-from cni_hostdev.config import DEFAULT_DATA_DIR
-from cni_hostdev.lookup import pci_address_of
+from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, Selectors, parse_netconf
+from cni_hostdev.errors import CniError
+from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Link, Rtnl
-from cni_hostdev.state import StateStore, networks
+from cni_hostdev.state import StateStore, every_record, networks
 
 
 @dataclass
@@ -21,13 +22,6 @@ class Entry:
     driver: str
     state: str
     detail: str = ""
-
-
-def _driver(name: str) -> str:
-    try:
-        return os.path.basename(os.readlink(os.path.join(lookup.SYSFS, "class", "net", name, "device", "driver")))
-    except OSError:
-        return ""
 
 
 def _host_use(link: Link, names: dict[int, str], uplinks: set[int], addresses: dict[int, list[str]]) -> str:
@@ -59,7 +53,7 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
                 name=link.name,
                 mac=link.perm_mac or link.mac,
                 pci=pci_address_of(link.name) or "",
-                driver=_driver(link.name) or (link.kind or ""),
+                driver=driver_of(link) or "",
                 state="host" if use else "free",
                 detail=use,
             )
@@ -79,6 +73,80 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
                 )
             )
     return entries
+
+
+class ConfigError(Exception):
+    """A --config file that holds no host-device config we can read."""
+
+
+def configs_in(path: str) -> list[dict[str, Any]]:
+    """The host-device configs of a file: a network config, a conflist, or a NetworkAttachmentDefinition
+    as JSON (its spec.config)."""
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
+        spec = obj.get("spec") if isinstance(obj, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("config"), str):
+            obj = json.loads(spec["config"])
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise ConfigError(
+            f"{path} is not JSON ({err}); for a NetworkAttachmentDefinition: kubectl get net-attach-def NAME -o json"
+        ) from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path} holds no network config object")
+    if not isinstance(obj.get("plugins"), list):
+        return [obj]
+    inherited = {key: obj[key] for key in ("cniVersion", "name") if key in obj}
+    found = [{**inherited, **p} for p in obj["plugins"] if isinstance(p, dict) and p.get("type") == "host-device"]
+    if not found:
+        raise ConfigError(f"{path}: conflist {obj.get('name')!r} has no host-device plugin")
+    return found
+
+
+def collect_config(path: str) -> list[Entry]:
+    """The devices the config names on this node, in its order of preference, free or by whom held."""
+    from cni_hostdev import pool
+
+    entries: list[Entry] = []
+    for raw in configs_in(path):
+        try:
+            conf = parse_netconf(raw, "ADD")
+        except CniError as err:
+            raise ConfigError(f"{path}: {err.msg}") from None
+        if conf.pool is None:
+            conf.pool = (
+                Candidate(
+                    1,
+                    Selectors(
+                        conf.selectors.device,
+                        conf.selectors.hwaddr,
+                        conf.selectors.kernelpath,
+                        conf.selectors.pci_bus_id,
+                    ),
+                ),
+            )
+        with Rtnl() as rtnl:
+            members = pool.survey(conf, rtnl, every_record(conf.data_dir))
+        for member in members:
+            where = f"{conf.name} devices[{member.candidate.position - 1}] ({member.candidate.describe()})"
+            entries.append(
+                Entry(
+                    name=member.name or "-",
+                    mac=member.mac,
+                    pci=member.pci or "",
+                    driver=member.driver or "",
+                    state=member.state,
+                    detail=where if member.state == pool.FREE else f"{where}: {_reason(member.why)}",
+                )
+            )
+    return entries
+
+
+def _reason(why: str) -> str:
+    """A member's reason without the device name the row already shows."""
+    return why.split(" is ", 1)[1] if why.startswith("device ") and " is " in why else why
 
 
 def render(entries: list[Entry], as_json: bool) -> str:

@@ -7,10 +7,11 @@ neither may break a lookup.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 
-from cni_hostdev.config import Selectors, normalize_pci
+from cni_hostdev.config import Candidate, Selectors, normalize_pci
 from cni_hostdev.errors import DEVICE_NOT_FOUND, INVALID_CONFIG, CniError
 from cni_hostdev.netlink import Link, Rtnl
 
@@ -40,7 +41,11 @@ def _one_name(names: list[str], what: str) -> str:
     if not names:
         raise CniError(DEVICE_NOT_FOUND, f"{what} has no network device (bound to a userspace driver, or no driver?)")
     if len(names) > 1:
-        raise CniError(INVALID_CONFIG, f"{what} has several network devices ({', '.join(names)}); select one by device")
+        raise CniError(
+            INVALID_CONFIG,
+            f"{what} has several network devices ({', '.join(names)}); select one by device",
+            about_device=True,
+        )
     return names[0]
 
 
@@ -83,6 +88,65 @@ def pci_address_of(name: str) -> str | None:
         if _PCI_NAME.match(base) and "/pci" in candidate:
             return base
     return None
+
+
+def driver_of(link: Link) -> str | None:
+    """The kernel driver behind a host net device (mlx5_core, virtio_net); for a virtual device,
+    which has none in sysfs, its kind (veth, macvlan), which is what ethtool calls its driver."""
+    try:
+        return os.path.basename(os.readlink(os.path.join(SYSFS, "class", "net", link.name, "device", "driver")))
+    except OSError:
+        return link.kind
+
+
+def _kernelpath_names(path: str) -> set[str]:
+    real = os.path.realpath(SYSFS + path[len("/sys") :])
+    if not real.startswith(os.path.join(SYSFS, "devices") + "/") or not os.path.isdir(real):
+        return set()
+    if os.path.basename(os.path.dirname(real)) == "net":
+        return {os.path.basename(real)}
+    return set(_net_names_under(real))
+
+
+def kernelpath_holds_pci(path: str, pci: str) -> bool:
+    """Whether the PCI function `pci` is at or below the sysfs device `path` (its netdev may be in a pod)."""
+    real = os.path.realpath(SYSFS + path[len("/sys") :]) + "/"
+    return f"/{pci}/" in real
+
+
+def candidate_matches(candidate: Candidate, link: Link) -> bool:
+    """Whether a host device satisfies every key of a pool candidate."""
+    sel = candidate.selectors
+    if sel.device and link.name != sel.device:
+        return False
+    if sel.hwaddr and sel.hwaddr.lower() not in (link.mac, link.perm_mac):
+        return False
+    if candidate.name_pattern and not fnmatch.fnmatchcase(link.name, candidate.name_pattern):
+        return False
+    if sel.pci_bus_id and pci_address_of(link.name) != normalize_pci(sel.pci_bus_id):
+        return False
+    if sel.kernelpath and link.name not in _kernelpath_names(sel.kernelpath):
+        return False
+    return not candidate.driver or driver_of(link) == candidate.driver
+
+
+def _natural(name: str) -> list[int | str]:
+    """ens9 before ens10, as a person orders them."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def pool_members(rtnl: Rtnl, pool: tuple[Candidate, ...]) -> list[tuple[Candidate, Link]]:
+    """The host devices a pool names, in its order of preference (within one candidate, by name);
+    a device two candidates match counts once, for the first."""
+    links = sorted((link for link in rtnl.links() if not link.loopback), key=lambda link: _natural(link.name))
+    taken: set[int] = set()
+    members: list[tuple[Candidate, Link]] = []
+    for candidate in pool:
+        for link in links:
+            if link.index not in taken and candidate_matches(candidate, link):
+                taken.add(link.index)
+                members.append((candidate, link))
+    return members
 
 
 def driver_of_pci(address: str) -> str | None:
@@ -128,7 +192,9 @@ def find_device(rtnl: Rtnl, sel: Selectors) -> Link:
         if len(matches) > 1:
             names = ", ".join(link.name for link in matches)
             raise CniError(
-                INVALID_CONFIG, f"hwaddr {sel.hwaddr} matches several devices ({names}); select one by device"
+                INVALID_CONFIG,
+                f"hwaddr {sel.hwaddr} matches several devices ({names}); select one by device",
+                about_device=True,
             )
         found.append((f"hwaddr {sel.hwaddr}", matches[0]))
     if sel.kernelpath:
@@ -148,5 +214,6 @@ def find_device(rtnl: Rtnl, sel: Selectors) -> Link:
             raise CniError(
                 INVALID_CONFIG,
                 f"selectors disagree: {first_what} is {first.name} but {what} is {link.name}",
+                about_device=True,
             )
     return first

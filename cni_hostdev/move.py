@@ -30,14 +30,17 @@ RENAME_THEN_MOVE = "rename-then-move"
 class Original:
     """What the device looked like in the host before we took it."""
 
-    __slots__ = ("alias", "mac", "mtu", "name", "up")
+    __slots__ = ("alias", "altnames", "mac", "mtu", "name", "up")
 
-    def __init__(self, name: str, alias: str | None, mac: str, mtu: int, up: bool) -> None:
+    def __init__(
+        self, name: str, alias: str | None, mac: str, mtu: int, up: bool, altnames: tuple[str, ...] | None = None
+    ) -> None:
         self.name = name
         self.alias = alias
         self.mac = mac
         self.mtu = mtu
         self.up = up
+        self.altnames = altnames  # None: not known (a record written before altnames were kept)
 
 
 class Namespace:
@@ -96,11 +99,12 @@ def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy
     The staging netns of rename-then-move is bind-mounted at `staging_path` while
     in use, so that a crash leaves the device somewhere recovery can find it.
     """
-    original = Original(device.name, device.alias, device.mac, device.mtu, device.up)
+    original = Original(device.name, device.alias, device.mac, device.mtu, device.up, device.altnames)
     if pod.rtnl.link(name=ifname) is not None:
         raise CniError(NAME_CONFLICT, f"interface {ifname} already exists in the pod network namespace")
     temp: Namespace | None = None
     try:
+        drop_colliding_altnames(host.rtnl, device, pod.rtnl, ifname, "the pod")
         if strategy == ATOMIC:
             try:
                 host.rtnl.set_link(device.index, netns_fd=pod.fd, name=ifname, alias=original.name)
@@ -157,7 +161,10 @@ def _roll_back(
     index_hint: int,
     failure: BaseException,
 ) -> None:
-    if host.rtnl.link(name=original.name) is not None:
+    home = host.rtnl.link(name=original.name)
+    if home is not None:
+        if home.index == index_hint:
+            restore(host.rtnl, home, original)  # never left: give back altnames dropped for the move
         return  # never left, or already back
     for space in (pod, temp):
         if space is None:
@@ -194,6 +201,7 @@ def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> 
     restored: a DEL killed half-way leaves a device that a retried DEL still knows as ours.
     """
     refuse_if_name_taken(host.rtnl, original.name, link.name)
+    drop_colliding_altnames(source, link, host.rtnl, original.name, "the host")
     try:
         source.set_link(link.index, netns_fd=host.fd, name=original.name, alias=original.name)
     except NetlinkError as err:
@@ -204,8 +212,47 @@ def send_home(source: Rtnl, link: Link, host: Namespace, original: Original) -> 
     return restore(host.rtnl, home, original)
 
 
+def drop_colliding_altnames(source: Rtnl, link: Link, target: Rtnl, new_name: str, where: str) -> None:
+    """Drop the altnames of `link` that `target` already uses, or that equal its new name there.
+
+    The kernel keeps altnames across namespaces and refuses a move with one that is taken there
+    (EEXIST). They are the host's naming, no reason to fail an ADD: `restore` puts them back.
+    """
+    if not link.altnames:
+        return
+    taken = target.names_in_use() | {new_name}
+    colliding = [name for name in link.altnames if name in taken]
+    for name in colliding:
+        source.remove_altname(link.index, name)
+    if colliding:
+        log.warning("moving %s without its altnames %s: %s already uses them", link.name, ", ".join(colliding), where)
+
+
+def _restore_altnames(rtnl: Rtnl, link: Link, original: Original) -> None:
+    """The device's altnames exactly as they were, in their order; one the host has given to
+    another device meanwhile is left out, with a warning."""
+    assert original.altnames is not None
+    wanted = original.altnames
+    kept = 0
+    while kept < min(len(wanted), len(link.altnames)) and link.altnames[kept] == wanted[kept]:
+        kept += 1
+    for name in link.altnames[kept:]:
+        rtnl.remove_altname(link.index, name)
+    for name in wanted[kept:]:
+        holder = rtnl.link(name=name)  # a name lookup also finds altnames
+        if holder is not None and holder.index != link.index:
+            log.warning("altname %s of %s not restored: the host has given it to %s", name, original.name, holder.name)
+            continue
+        try:
+            rtnl.add_altname(link.index, name)
+        except NetlinkError as err:
+            if err.errno != errno.EEXIST:
+                raise
+            log.warning("altname %s of %s not restored: %s", name, original.name, err.strerror)
+
+
 def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
-    """Give back MTU, MAC, up state and, last, the alias, each only where it differs.
+    """Give back MTU, MAC, up state, altnames and, last, the alias, each only where it differs.
 
     The alias goes last because until then it is our marker: whatever kills us before
     the end, a retry finds the device still marked as ours and finishes the job.
@@ -220,6 +267,8 @@ def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
     assert current is not None
     if current.up != original.up:
         rtnl.set_link(link.index, up=original.up)
+    if original.altnames is not None and current.altnames != original.altnames:
+        _restore_altnames(rtnl, current, original)
     if (current.alias or None) != (original.alias or None):
         rtnl.set_link(link.index, alias=original.alias or "")
     current = rtnl.link(index=link.index)

@@ -35,6 +35,8 @@ RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_GETROUTE = 26
+RTM_NEWLINKPROP = 108
+RTM_DELLINKPROP = 109
 IFF_UP = 0x1
 SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
@@ -129,6 +131,7 @@ class NetlinkError(OSError):
 class Link:
     __slots__ = (
         "alias",
+        "altnames",
         "flags",
         "index",
         "kind",
@@ -154,6 +157,7 @@ class Link:
         kind: str | None,
         parent_bus: str | None,
         parent_dev: str | None,
+        altnames: tuple[str, ...] = (),
     ) -> None:
         self.index = index
         self.name = name
@@ -166,6 +170,7 @@ class Link:
         self.kind = kind
         self.parent_bus = parent_bus
         self.parent_dev = parent_dev
+        self.altnames = altnames
 
     @property
     def up(self) -> bool:
@@ -182,6 +187,8 @@ def _link_from_msg(msg: Any) -> Link:
     if linkinfo is not None:
         kind = linkinfo.get_attr("IFLA_INFO_KIND")
     perm = msg.get_attr("IFLA_PERM_ADDRESS")
+    props = msg.get_attr("IFLA_PROP_LIST")
+    altnames = tuple(props.get_attrs("IFLA_ALT_IFNAME")) if props is not None else ()
     return Link(
         index=msg["index"],
         name=msg.get_attr("IFLA_IFNAME"),
@@ -194,6 +201,7 @@ def _link_from_msg(msg: Any) -> Link:
         kind=kind,
         parent_bus=msg.get_attr("IFLA_PARENT_DEV_BUS_NAME"),
         parent_dev=msg.get_attr("IFLA_PARENT_DEV_NAME"),
+        altnames=altnames,
     )
 
 
@@ -366,6 +374,22 @@ class Rtnl:
             attrs.append(("IFLA_ADDRESS", mac))
         msg["attrs"] = attrs
         self._request(msg, RTM_NEWLINK, NLM_F_ACK)
+
+    def add_altname(self, index: int, name: str) -> None:
+        self._altname(RTM_NEWLINKPROP, index, name)
+
+    def remove_altname(self, index: int, name: str) -> None:
+        self._altname(RTM_DELLINKPROP, index, name)
+
+    def _altname(self, msg_type: int, index: int, name: str) -> None:
+        msg = _ifinfmsg()
+        msg["index"] = index
+        msg["attrs"] = [("IFLA_PROP_LIST", {"attrs": [("IFLA_ALT_IFNAME", name)]})]
+        self._request(msg, msg_type, NLM_F_ACK | (NLM_F_CREATE | NLM_F_EXCL if msg_type == RTM_NEWLINKPROP else 0))
+
+    def names_in_use(self) -> set[str]:
+        """Every name and altname of this namespace: a device arriving with any of them is refused."""
+        return {name for link in self.links() for name in (link.name, *link.altnames)}
 
     def create_veth(self, name: str, peer: str) -> None:
         msg = _ifinfmsg()

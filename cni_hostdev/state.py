@@ -39,7 +39,18 @@ class Record:
     # A plain class, not a dataclass: see cni_hostdev/result.py.
     # netns_cookie, netns_inode and boot_id pin the pod's namespace (cni_hostdev/pods.py); records
     # written before they existed lack them.
-    __slots__ = (*_REQUIRED, "strategy", "phase", "staging", "kind", "netns_cookie", "netns_inode", "boot_id")
+    __slots__ = (
+        *_REQUIRED,
+        "strategy",
+        "phase",
+        "staging",
+        "kind",
+        "netns_cookie",
+        "netns_inode",
+        "boot_id",
+        "altnames",
+        "driver",
+    )
 
     def __init__(
         self,
@@ -62,6 +73,8 @@ class Record:
         netns_cookie: int | None = None,
         netns_inode: int | None = None,
         boot_id: str | None = None,
+        altnames: list[str] | None = None,
+        driver: str | None = None,
     ) -> None:
         self.network = network
         self.container_id = container_id
@@ -82,6 +95,8 @@ class Record:
         self.netns_cookie = netns_cookie
         self.netns_inode = netns_inode
         self.boot_id = boot_id
+        self.altnames = altnames  # None in records written before altnames were kept: left alone
+        self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -99,6 +114,10 @@ class Record:
         pins = (record.netns_cookie, record.netns_inode)
         if any(p is not None and (not isinstance(p, int) or isinstance(p, bool)) for p in pins) or not isinstance(
             record.boot_id, str | None
+        ):
+            raise ValueError("record has fields of the wrong type")
+        if record.altnames is not None and (
+            not isinstance(record.altnames, list) or not all(isinstance(a, str) for a in record.altnames)
         ):
             raise ValueError("record has fields of the wrong type")
         return record

@@ -1,0 +1,144 @@
+"""Device pools (`devices`): one cluster-wide list of candidates, a node-local pick.
+
+A survey says, for every candidate, which devices of this node it names and whether each is
+free, the host's own, or held by an attachment; ADD takes the first free one under its lock,
+STATUS and `inventory --config` report the same survey, and an exhausted pool's refusal lists it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from cni_hostdev import pods
+from cni_hostdev.config import Candidate, NetConf, normalize_pci
+from cni_hostdev.errors import DEVICE_IN_USE, CniError, node_name
+from cni_hostdev.lookup import candidate_matches, driver_of, kernelpath_holds_pci, pci_address_of, pool_members
+from cni_hostdev.netlink import Link, Rtnl
+from cni_hostdev.state import Record
+from cni_hostdev.usage import claimed, host_use, same_device
+
+FREE, CLAIMED, HOST, STALE, ABSENT = "free", "claimed", "host", "stale", "absent"
+
+
+class Member:
+    """One device a candidate names on this node (or, ABSENT, the candidate that names none)."""
+
+    __slots__ = ("candidate", "driver", "link", "mac", "name", "pci", "state", "why")
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        state: str,
+        why: str = "",
+        *,
+        link: Link | None = None,
+        name: str = "",
+        mac: str = "",
+        pci: str | None = None,
+        driver: str | None = None,
+    ) -> None:
+        self.candidate = candidate
+        self.state = state
+        self.why = why
+        self.link = link
+        self.name = name
+        self.mac = mac
+        self.pci = pci
+        self.driver = driver
+
+
+def record_matches(candidate: Candidate, record: Record) -> bool:
+    """Whether a recorded device (now in a pod, invisible here) satisfies every key of a candidate."""
+    if record.kind == "userspace":
+        return bool(candidate.selectors.pci_bus_id) and admits_function((candidate,), record.pci_address or "")
+    sel = candidate.selectors
+    checks = (
+        not sel.device or record.original_name == sel.device,
+        not sel.hwaddr or sel.hwaddr.lower() in (record.mac, record.perm_mac),
+        not candidate.name_pattern or fnmatch.fnmatchcase(record.original_name, candidate.name_pattern),
+        not sel.pci_bus_id or record.pci_address == normalize_pci(sel.pci_bus_id),
+        not sel.kernelpath or bool(record.pci_address and kernelpath_holds_pci(sel.kernelpath, record.pci_address)),
+        not candidate.driver or record.driver == candidate.driver,
+    )
+    return all(checks)
+
+
+def admits_function(pool: tuple[Candidate, ...], pci: str, driver: str | None = None) -> bool:
+    """Whether a PCI function without a net device (bound to vfio-pci, say) is one of the pool's."""
+    for candidate in pool:
+        sel = candidate.selectors
+        if sel.device or sel.hwaddr or candidate.name_pattern:
+            continue  # keys only a net device can satisfy
+        if sel.pci_bus_id and normalize_pci(sel.pci_bus_id) != pci:
+            continue
+        if sel.kernelpath and not kernelpath_holds_pci(sel.kernelpath, pci):
+            continue
+        if candidate.driver and candidate.driver != driver:
+            continue
+        return True
+    return False
+
+
+def admits(pool: tuple[Candidate, ...], link: Link) -> bool:
+    return any(candidate_matches(candidate, link) for candidate in pool)
+
+
+def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
+    """Every candidate's devices on this node, in the pool's order of preference, each with its state."""
+    assert conf.pool is not None
+    members: list[Member] = []
+    held: set[int] = set()  # records accounted for by a device in the host
+    for candidate, link in pool_members(rtnl, conf.pool):
+        pci = pci_address_of(link.name)
+        member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
+        member.driver = driver_of(link)
+        for position, record in enumerate(records):
+            if record.kind != "userspace" and same_device(record, link, pci):
+                held.add(position)
+                if pods.alive(record):
+                    member.state, member.why = CLAIMED, claimed(link.name, record, conf.name).msg
+        if member.state == FREE:
+            refusal = host_use(
+                rtnl,
+                link,
+                allow_host_addresses=conf.allow_host_addresses,
+                own_network_goes_along=conf.use_interface_network,
+            )
+            if refusal is not None:
+                member.state, member.why = HOST, refusal.msg
+        members.append(member)
+    for position, record in enumerate(records):
+        if position in held:
+            continue
+        matching = next((c for c in conf.pool if record_matches(c, record)), None)
+        if matching is None:
+            continue
+        member = Member(
+            matching,
+            CLAIMED,
+            name=record.original_name or record.pci_address or "",
+            mac=record.perm_mac or record.mac,
+            pci=record.pci_address,
+            driver=record.driver,
+        )
+        member.why = claimed(member.name, record, conf.name).msg
+        if not pods.alive(record):
+            member.state = STALE
+            member.why += " whose netns is gone: the next ADD, DEL or GC gives it back"
+        members.append(member)
+    named = {id(m.candidate) for m in members}
+    for candidate in conf.pool:
+        if id(candidate) not in named:
+            why = f"devices[{candidate.position - 1}] ({candidate.describe()}) matches no device on this node"
+            members.append(Member(candidate, ABSENT, why))
+    members.sort(key=lambda m: m.candidate.position)
+    return members
+
+
+def exhausted(conf: NetConf, members: list[Member]) -> CniError:
+    """The refusal of an ADD that found no free device: every candidate, and why each is not available."""
+    reasons = [m.why for m in members if m.state != FREE] or ["the pool names no device"]
+    return CniError(
+        DEVICE_IN_USE,
+        f"no device of network {conf.name}'s pool is free on node {node_name()}: " + "; ".join(reasons),
+    )
