@@ -533,7 +533,7 @@ def _nads(yaml: ModuleType) -> dict[str, Obj]:
     return {o["metadata"]["name"]: o for o in nads}
 
 
-def test_nad_examples_cover_name_pci_and_resource(yaml: ModuleType) -> None:
+def test_nad_examples_cover_name_pci_pool_and_resource(yaml: ModuleType) -> None:
     from cni_hostdev.config import DEFAULT_DATA_DIR, parse_netconf
 
     selectors: dict[str, str] = {}
@@ -546,14 +546,16 @@ def test_nad_examples_cover_name_pci_and_resource(yaml: ModuleType) -> None:
                 assert nad["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
                 conf["runtimeConfig"] = {"deviceID": "0000:3b:02.1"}
                 selectors[name] = "resource"
+            elif "devices" in plugin:
+                selectors[name] = "pool"
             elif "pciBusID" in plugin:
                 selectors[name] = "pci"
             elif "device" in plugin:
                 selectors[name] = "name"
             parsed = parse_netconf(conf, "ADD")  # the plugin's own validation, which touches no device
-            assert parsed.type == "host-device" and parsed.selectors.any()
+            assert parsed.type == "host-device" and (parsed.selectors.any() or parsed.pool)
             assert parsed.data_dir == DEFAULT_DATA_DIR == STATE_DIR, "the repair loop watches the default dataDir"
-    assert sorted(selectors.values()) == ["name", "pci", "resource"]
+    assert sorted(selectors.values()) == ["name", "pci", "pool", "resource"]
 
 
 def test_example_pod_uses_an_example_network(yaml: ModuleType) -> None:

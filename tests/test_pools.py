@@ -244,3 +244,39 @@ def test_device_id_must_be_one_of_the_pool(fake_nics: list[str], sandbox: Sandbo
     assert status == 0, out
     assert taken_by(pod) != mlx_a, "the deviceID wins over the pool's order"
     assert in_process("DEL", inside, pod, "c0")[1] == 0
+
+
+def test_inventory_of_a_pool(plugin: Plugin, sandbox: Sandbox, tmp_path: Path) -> None:
+    first, second = pool_of(sandbox, 2)
+    devices = [{"namePattern": pattern(sandbox)}, {"pciBusID": "0000:7f:1f.7"}]
+    conf = conf_for(plugin, devices=devices)
+    pod = sandbox.pod()
+    assert add(plugin, conf, pod, "c0").status == 0
+
+    conflist = {"cniVersion": "1.0.0", "name": "tnet", "plugins": [{k: v for k, v in conf.items() if k != "name"}]}
+    nad = {"kind": "NetworkAttachmentDefinition", "spec": {"config": json.dumps(conflist)}}
+    for form, content in (("conflist", conflist), ("nad", nad)):
+        path = tmp_path / f"{form}.json"
+        path.write_text(json.dumps(content))
+        shown = subprocess.run(
+            [*plugin.argv, "inventory", "--json", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **plugin.base_env},
+        )
+        assert shown.returncode == 0, shown.stderr
+        rows = {(row["name"], row["state"]): row["detail"] for row in json.loads(shown.stdout)}
+        assert set(rows) == {(first, "claimed"), (second, "free"), ("-", "absent")}, rows
+        assert f"claimed by container c0 (netns {netns_path(pod)}, as net1)" in rows[(first, "claimed")]
+        assert "devices[1] (pciBusID 0000:7f:1f.7)" in rows[("-", "absent")]
+    assert plugin.run("DEL", conf, **pod_env(pod, "c0")).status == 0
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("name: tnet\n")
+    refused = subprocess.run(
+        [*plugin.argv, "inventory", "--config", str(broken)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **plugin.base_env},
+    )
+    assert refused.returncode == 1 and "is not JSON" in refused.stderr and "Traceback" not in refused.stderr
