@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -173,14 +174,32 @@ def _find_unclaimed(conf: NetConf, host: Namespace, store: StateStore) -> Link:
     return find_device(host.rtnl, conf.selectors)
 
 
+def _copy_interface_network(pod: Namespace, moved: Link, network: dict[str, Any], env: CniEnv) -> None:
+    from cni_hostdev import ifnet, ipam
+
+    with netns.entered(pod.fd):
+        if any(a["fields"]["family"] == socket.AF_INET6 for a in network["addresses"]):
+            ipam.enable_ipv6(moved.name)  # sysctl files answer for the namespace they are opened in
+    ifnet.create(pod.rtnl, moved, network, where=f"netns {env.netns}", strict=True)
+    checkpoint("interface-network-copied")
+
+
 def _interface(link: Link, env: CniEnv, pci: str | None) -> Interface:
     return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=env.netns, pci_id=pci)
 
 
-def _merge(conf: NetConf, iface: Interface, ipam_result: Result | None) -> Result:
+def _merge(
+    conf: NetConf, iface: Interface, ipam_result: Result | None, network: dict[str, Any] | None = None
+) -> Result:
     result = conf.prev_result or Result()
     result.interfaces.append(iface)
     index = len(result.interfaces) - 1
+    if network is not None:
+        from cni_hostdev import ifnet
+
+        ips, routes = ifnet.result_entries(network, index)
+        result.ips += ips
+        result.routes += routes
     dns = DNS(list(conf.dns.nameservers), conf.dns.domain, list(conf.dns.search), list(conf.dns.options))
     if ipam_result is not None:
         for ip in ipam_result.ips:
@@ -277,8 +296,8 @@ def cmd_add(env: CniEnv, conf: NetConf, environ: Mapping[str, str]) -> dict[str,
                 raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
             return _add_userspace(env, conf, environ, store, *userspace)
         with _chosen_device(conf, env, host, store) as (device, pci):
-            moved, ipam_result, strategy = _attach(conf, env, environ, store, pod, host, device, pci)
-    result = _merge(conf, _interface(moved, env, pci), ipam_result)
+            moved, ipam_result, strategy, network = _attach(conf, env, environ, store, pod, host, device, pci)
+    result = _merge(conf, _interface(moved, env, pci), ipam_result, network)
     log.info("ADD %s: %s -> %s:%s (%s)", env.container_id, device.name, env.netns, env.ifname, strategy)
     return result.to_json(conf.cni_version)
 
@@ -376,8 +395,9 @@ def _attach(
     host: Namespace,
     device: Link,
     pci: str | None,
-) -> tuple[Link, Result | None, str]:
-    """Record, move, configure: (the device in the pod, IPAM's result, the move strategy).
+) -> tuple[Link, Result | None, str, dict[str, Any] | None]:
+    """Record, move, configure: (the device in the pod, IPAM's result, the move strategy, the
+    device's own network that went along).
 
     Every failure leaves the device home and no record behind, but for a device that did not
     make it home: its record is kept for DEL and GC.
@@ -404,6 +424,10 @@ def _attach(
         altnames=list(device.altnames),
         driver=driver_of(device),
     )
+    if conf.use_interface_network:
+        from cni_hostdev import ifnet
+
+        record.interface_network = ifnet.capture(host.rtnl, device)
     pods.pin(record, pod)
     if record.staging:
         # Before the record names it: DEL reads a missing staging dir as "not visible here",
@@ -412,7 +436,7 @@ def _attach(
     store.save(record)
     checkpoint("record-written")
     try:
-        moved = move_in(host, pod, device, env.ifname, strategy, record.staging or "")
+        moved = move_in(host, pod, device, env.ifname, strategy, record.staging or "", record.interface_network)
     except BaseException:
         # Keep the record only if the device did not make it home: DEL and GC need it then.
         if host.rtnl.link(name=device.name) is not None:
@@ -424,6 +448,8 @@ def _attach(
     store.save(record)
     checkpoint("attached")
     try:
+        if record.interface_network is not None:
+            _copy_interface_network(pod, moved, record.interface_network, env)
         ipam_result = _ipam_add(conf, environ, env)
         checkpoint("ipam-added")
         if ipam_result is not None:
@@ -437,7 +463,7 @@ def _attach(
         except (CniError, OSError) as err:
             log.error("could not return %s after a failed ADD: %s", device.name, err)
         raise
-    return moved, ipam_result, strategy
+    return moved, ipam_result, strategy, record.interface_network
 
 
 def _add_userspace(
@@ -484,7 +510,15 @@ def _add_userspace(
 
 def _original(record: Record) -> Original:
     altnames = tuple(record.altnames) if record.altnames is not None else None
-    return Original(record.original_name, record.original_alias, record.mac, record.mtu, record.was_up, altnames)
+    return Original(
+        record.original_name,
+        record.original_alias,
+        record.mac,
+        record.mtu,
+        record.was_up,
+        altnames,
+        record.interface_network,
+    )
 
 
 def release(record: Record, pod: Namespace | None, host: Namespace) -> str:

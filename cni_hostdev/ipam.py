@@ -170,7 +170,7 @@ def parse_result(obj: dict[str, Any] | None, conf_version: str, ipam_type: str) 
     return result
 
 
-def _enable_ipv6(ifname: str) -> None:
+def enable_ipv6(ifname: str) -> None:
     for name in ("all", ifname):
         path = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"
         try:
@@ -180,7 +180,7 @@ def _enable_ipv6(ifname: str) -> None:
             log.debug("cannot enable IPv6 on %s: %s", name, err)
 
 
-def _settle_dad(rtnl: Rtnl, link: Link) -> None:
+def settle_dad(rtnl: Rtnl, link: Link) -> None:
     """Wait out DAD so routes and traffic use usable addresses; DAD cannot finish without carrier."""
     current = rtnl.link(index=link.index)
     if current is None or not current.flags & IFF_LOWER_UP:
@@ -199,7 +199,7 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
     """Addresses, then (after DAD) routes, then neighbour announcements, all inside the pod."""
     with netns.entered(pod_fd):
         if any(ip.family == 6 for ip in result.ips):
-            _enable_ipv6(link.name)
+            enable_ipv6(link.name)
         for ip in result.ips:
             ip.interface = None
             try:
@@ -209,7 +209,7 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
                     IPAM_FAILURE, f"cannot add address {ip.address} to {link.name}: {err.strerror}"
                 ) from None
         if any(ip.family == 6 for ip in result.ips):
-            _settle_dad(pod, link)
+            settle_dad(pod, link)
         gateways = {ip.family: ip.gateway for ip in reversed(result.ips) if ip.gateway}
         for route in result.routes:
             gw = route.gw or gateways.get(route.family)

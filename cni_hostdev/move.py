@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any
 
 from cni_hostdev import logs, netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
@@ -30,10 +31,17 @@ RENAME_THEN_MOVE = "rename-then-move"
 class Original:
     """What the device looked like in the host before we took it."""
 
-    __slots__ = ("alias", "altnames", "mac", "mtu", "name", "up")
+    __slots__ = ("alias", "altnames", "mac", "mtu", "name", "network", "up")
 
     def __init__(
-        self, name: str, alias: str | None, mac: str, mtu: int, up: bool, altnames: tuple[str, ...] | None = None
+        self,
+        name: str,
+        alias: str | None,
+        mac: str,
+        mtu: int,
+        up: bool,
+        altnames: tuple[str, ...] | None = None,
+        network: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.alias = alias
@@ -41,6 +49,7 @@ class Original:
         self.mtu = mtu
         self.up = up
         self.altnames = altnames  # None: not known (a record written before altnames were kept)
+        self.network = network  # useInterfaceNetwork: its addresses, routes and rules (cni_hostdev/ifnet.py)
 
 
 class Namespace:
@@ -93,13 +102,21 @@ def find_moved(space: Rtnl, original: Original, index_hint: int, perm_mac: str |
     return None
 
 
-def move_in(host: Namespace, pod: Namespace, device: Link, ifname: str, strategy: str, staging_path: str) -> Link:
+def move_in(
+    host: Namespace,
+    pod: Namespace,
+    device: Link,
+    ifname: str,
+    strategy: str,
+    staging_path: str,
+    network: dict[str, Any] | None = None,
+) -> Link:
     """Move `device` into `pod` as `ifname`, up. On failure the device is home again.
 
     The staging netns of rename-then-move is bind-mounted at `staging_path` while
     in use, so that a crash leaves the device somewhere recovery can find it.
     """
-    original = Original(device.name, device.alias, device.mac, device.mtu, device.up, device.altnames)
+    original = Original(device.name, device.alias, device.mac, device.mtu, device.up, device.altnames, network)
     if pod.rtnl.link(name=ifname) is not None:
         raise CniError(NAME_CONFLICT, f"interface {ifname} already exists in the pod network namespace")
     temp: Namespace | None = None
@@ -252,7 +269,7 @@ def _restore_altnames(rtnl: Rtnl, link: Link, original: Original) -> None:
 
 
 def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
-    """Give back MTU, MAC, up state, altnames and, last, the alias, each only where it differs.
+    """Give back MTU, MAC, up state, altnames, its own network and, last, the alias, each only where it differs.
 
     The alias goes last because until then it is our marker: whatever kills us before
     the end, a retry finds the device still marked as ours and finishes the job.
@@ -269,6 +286,10 @@ def restore(rtnl: Rtnl, link: Link, original: Original) -> Link:
         rtnl.set_link(link.index, up=original.up)
     if original.altnames is not None and current.altnames != original.altnames:
         _restore_altnames(rtnl, current, original)
+    if original.network is not None:
+        from cni_hostdev import ifnet
+
+        ifnet.create(rtnl, current, original.network, where="the host", strict=False)
     if (current.alias or None) != (original.alias or None):
         rtnl.set_link(link.index, alias=original.alias or "")
     current = rtnl.link(index=link.index)

@@ -35,6 +35,8 @@ RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_GETROUTE = 26
+RTM_NEWRULE = 32
+RTM_GETRULE = 34
 RTM_NEWLINKPROP = 108
 RTM_DELLINKPROP = 109
 IFF_UP = 0x1
@@ -122,6 +124,60 @@ _messages = _load_message_classes()
 _ifinfmsg: Any = _messages.ifinfmsg
 _ifaddrmsg: Any = _messages.ifaddrmsg
 _rtmsg: Any = _messages.rtmsg
+
+
+def _fibmsg() -> Any:
+    """Policy rules are needed only by useInterfaceNetwork: their module loads on first use."""
+    from pyroute2.netlink.rtnl.fibmsg import fibmsg
+
+    return fibmsg()
+
+
+# What a snapshot keeps of each kind of object (header fields, attributes): enough to create it
+# again as it was, nothing the kernel computes (cache info stamps, expiry counters, statistics).
+SNAPSHOT_FIELDS = {
+    "address": ("family", "prefixlen", "scope"),
+    "route": ("family", "dst_len", "src_len", "tos", "table", "proto", "scope", "type"),
+    "rule": ("family", "dst_len", "src_len", "tos", "table", "action", "flags"),
+}
+SNAPSHOT_ATTRS = {
+    "address": (
+        "IFA_ADDRESS", "IFA_LOCAL", "IFA_LABEL", "IFA_BROADCAST", "IFA_FLAGS", "IFA_RT_PRIORITY", "IFA_PROTO"
+    ),
+    "route": (
+        "RTA_DST", "RTA_SRC", "RTA_GATEWAY", "RTA_PREFSRC", "RTA_PRIORITY", "RTA_TABLE", "RTA_PREF", "RTA_METRICS"
+    ),
+    "rule": (
+        "FRA_DST", "FRA_SRC", "FRA_IIFNAME", "FRA_OIFNAME", "FRA_PRIORITY", "FRA_FWMARK", "FRA_FWMASK", "FRA_TABLE",
+        "FRA_GOTO", "FRA_SUPPRESS_PREFIXLEN", "FRA_SUPPRESS_IFGROUP", "FRA_L3MDEV", "FRA_UID_RANGE", "FRA_PROTOCOL",
+        "FRA_IP_PROTO", "FRA_SPORT_RANGE", "FRA_DPORT_RANGE",
+    ),
+}  # fmt: skip
+# Address flags a request may carry; the kernel derives the others (permanent from the lifetime).
+_REQUEST_ADDRESS_FLAGS = 0x02 | 0x10 | 0x100 | 0x200 | 0x400  # nodad, home, mngtmpaddr, noprefixroute, autojoin
+RTNH_F_ONLINK = 0x4
+
+
+def _plain(value: Any) -> Any:
+    """A decoded attribute value as JSON can hold it (nested attributes as {"attrs": [[name, value]]})."""
+    if hasattr(value, "get") and "attrs" in value:
+        return {"attrs": [[name, _plain(inner)] for name, inner, *_ in value["attrs"]]}
+    return value
+
+
+def snapshot(kind: str, msg: Any) -> dict[str, Any]:
+    """An object the kernel reported (address, route, rule) as plain data that `Rtnl.create` takes back."""
+    fields = {name: msg[name] for name in SNAPSHOT_FIELDS[kind]}
+    attrs = [[name, _plain(msg.get_attr(name))] for name in SNAPSHOT_ATTRS[kind] if msg.get_attr(name) is not None]
+    if kind == "address":
+        cache = msg.get_attr("IFA_CACHEINFO")
+        if cache is not None:  # the lifetimes left, which a request sets again
+            attrs.append(["IFA_CACHEINFO", {"ifa_preferred": cache["ifa_preferred"], "ifa_valid": cache["ifa_valid"]}])
+        flags = msg.get_attr("IFA_FLAGS")
+        fields["flags"] = flags if flags is not None else msg["flags"]
+    if kind == "route":
+        fields["flags"] = msg["flags"] & RTNH_F_ONLINK
+    return {"fields": fields, "attrs": attrs}
 
 
 class NetlinkError(OSError):
@@ -470,6 +526,42 @@ class Rtnl:
         others = {r.family for r in every_route if r.oif != index}
         alone = [r for r in routes if r.family not in others]
         return alone[0] if alone else None
+
+    def dump(self, kind: str, index: int | None = None) -> list[Any]:
+        """Every address on link `index`, route through it (all tables), or policy rule, as decoded messages."""
+        if kind == "address":
+            request = _ifaddrmsg()
+            request["index"] = index or 0
+            return [m for m in self._request(request, RTM_GETADDR, NLM_F_DUMP) if m["index"] == index]
+        found: list[Any] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            msg = _rtmsg() if kind == "route" else _fibmsg()
+            msg["family"] = family
+            if kind == "route":
+                msg["attrs"] = [("RTA_OIF", index)]
+                found += [r for r in self._request(msg, RTM_GETROUTE, NLM_F_DUMP) if r.get_attr("RTA_OIF") == index]
+            else:
+                found += self._request(msg, RTM_GETRULE, NLM_F_DUMP)
+        return found
+
+    def create(self, kind: str, snap: dict[str, Any], index: int | None = None) -> None:
+        """Create an address, route or rule from its snapshot; addresses and routes on link `index`."""
+        fields = dict(snap["fields"])
+        attrs = [list(pair) for pair in snap["attrs"]]
+        if kind == "address":
+            msg, msg_type = _ifaddrmsg(), RTM_NEWADDR
+            fields["index"] = index
+            flags = fields.pop("flags") & _REQUEST_ADDRESS_FLAGS
+            attrs = [pair for pair in attrs if pair[0] != "IFA_FLAGS"] + [["IFA_FLAGS", flags]]
+        elif kind == "route":
+            msg, msg_type = _rtmsg(), RTM_NEWROUTE
+            attrs.append(["RTA_OIF", index])
+        else:
+            msg, msg_type = _fibmsg(), RTM_NEWRULE
+        for name, value in fields.items():
+            msg[name] = value
+        msg["attrs"] = attrs
+        self._request(msg, msg_type, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def addresses(self, index: int) -> list[tuple[str, int]]:
         """(CIDR, IFA_F_* flags) of every address on one link."""

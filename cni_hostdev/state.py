@@ -50,6 +50,7 @@ class Record:
         "boot_id",
         "altnames",
         "driver",
+        "interface_network",
     )
 
     def __init__(
@@ -75,6 +76,7 @@ class Record:
         boot_id: str | None = None,
         altnames: list[str] | None = None,
         driver: str | None = None,
+        interface_network: dict[str, Any] | None = None,
     ) -> None:
         self.network = network
         self.container_id = container_id
@@ -97,6 +99,7 @@ class Record:
         self.boot_id = boot_id
         self.altnames = altnames  # None in records written before altnames were kept: left alone
         self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
+        self.interface_network = interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/ifnet.py)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -115,6 +118,8 @@ class Record:
         if any(p is not None and (not isinstance(p, int) or isinstance(p, bool)) for p in pins) or not isinstance(
             record.boot_id, str | None
         ):
+            raise ValueError("record has fields of the wrong type")
+        if record.interface_network is not None and not isinstance(record.interface_network, dict):
             raise ValueError("record has fields of the wrong type")
         if record.altnames is not None and (
             not isinstance(record.altnames, list) or not all(isinstance(a, str) for a in record.altnames)

@@ -1,0 +1,161 @@
+"""useInterfaceNetwork: the device's own host network goes into the pod with it, and comes back.
+
+What goes: its permanent global addresses (with their flags, label and lifetimes), its routes in
+every table but those the kernel or router advertisements made (those come back by themselves),
+and the policy rules that use them (by their table, or by naming the device). The snapshot is
+taken in the host before the move, kept in the record, created in the pod after the move, and
+created again in the host when the device comes home, before our marker is taken off it: a DEL
+killed half-way gives it back on the retry. The host's rules stay where they are (they do not
+leave with the device), so giving them back finds them there.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from cni_hostdev import logs
+from cni_hostdev.errors import MOVE_FAILED, CniError
+from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, RTN_UNICAST, Link, NetlinkError, Rtnl
+from cni_hostdev.netlink import snapshot as take
+from cni_hostdev.result import IPConfig, Route
+
+log = logs.get_logger(__name__)
+
+Snapshot = dict[str, Any]
+RTPROT_KERNEL, RTPROT_RA = 2, 9
+RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+_SHARED_TABLES = (
+    0,
+    253,
+    RT_TABLE_MAIN,
+    RT_TABLE_LOCAL,
+)  # every namespace has its own; a rule to them is not the device's
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
+
+
+def _attr(snap: Snapshot, name: str) -> Any:
+    return next((value for key, value in snap["attrs"] if key == name), None)
+
+
+def _table(snap: Snapshot) -> int:
+    table = _attr(snap, "RTA_TABLE") or _attr(snap, "FRA_TABLE")
+    return int(table if table is not None else snap["fields"]["table"])
+
+
+def capture(rtnl: Rtnl, device: Link) -> Snapshot:
+    """What of the host's network belongs to `device`, as plain data for the record."""
+    addresses = [
+        take("address", msg)
+        for msg in rtnl.dump("address", device.index)
+        if msg["scope"] == RT_SCOPE_UNIVERSE
+        and (flags := msg.get_attr("IFA_FLAGS") or msg["flags"]) & IFA_F_PERMANENT
+        and not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+    ]
+    routes = [
+        take("route", msg)
+        for msg in rtnl.dump("route", device.index)
+        if msg["proto"] not in (RTPROT_KERNEL, RTPROT_RA) and msg["type"] == RTN_UNICAST
+    ]
+    routes = [route for route in routes if _table(route) != RT_TABLE_LOCAL]
+    tables = {_table(route) for route in routes} - set(_SHARED_TABLES)
+    rules = [
+        take("rule", msg)
+        for msg in rtnl.dump("rule")
+        if (msg.get_attr("FRA_TABLE") or msg["table"]) in tables
+        or device.name in (msg.get_attr("FRA_IIFNAME"), msg.get_attr("FRA_OIFNAME"))
+    ]
+    return {"device": device.name, "addresses": addresses, "routes": routes, "rules": rules}
+
+
+def _renamed(kind: str, snap: Snapshot, old: str, new: str) -> Snapshot:
+    """The snapshot with the device's name changed where it appears (an address label, a rule's iif/oif)."""
+    if old == new:
+        return snap
+    attrs = []
+    for key, value in snap["attrs"]:
+        if key == "IFA_LABEL" and (value == old or value.startswith(old + ":")):
+            value = new + value[len(old) :]
+        elif key in ("FRA_IIFNAME", "FRA_OIFNAME") and value == old:
+            value = new
+        attrs.append([key, value])
+    return {"fields": snap["fields"], "attrs": attrs}
+
+
+def describe(kind: str, snap: Snapshot) -> str:
+    if kind == "address":
+        return f"address {_attr(snap, 'IFA_LOCAL') or _attr(snap, 'IFA_ADDRESS')}/{snap['fields']['prefixlen']}"
+    if kind == "route":
+        return f"route to {_destination(snap)} (table {_table(snap)})"
+    return f"rule {_attr(snap, 'FRA_PRIORITY') or 0}: lookup {_table(snap)}"
+
+
+def _destination(snap: Snapshot) -> str:
+    family = snap["fields"]["family"]
+    dst = _attr(snap, "RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+    return f"{dst}/{snap['fields']['dst_len']}"
+
+
+def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: bool) -> list[str]:
+    """Create the snapshot's addresses, routes and rules on `link` in the namespace of `rtnl`.
+
+    Those already there count as created. `strict` (into the pod): the first failure raises, and
+    the ADD rolls back. Otherwise (home to the host) each failure is logged and the rest goes on:
+    a route the host no longer accepts must not keep a device from coming home.
+    """
+    failures: list[str] = []
+    old = network["device"]
+    # Routes without a gateway first: the gateways of the others resolve through them.
+    routes = sorted(network["routes"], key=lambda r: _attr(r, "RTA_GATEWAY") is not None)
+    # The kernel lists IPv6 addresses of one scope newest first: created in reverse, they list as before.
+    addresses = [a for a in network["addresses"] if a["fields"]["family"] == socket.AF_INET]
+    addresses += reversed([a for a in network["addresses"] if a["fields"]["family"] == socket.AF_INET6])
+    steps = [("address", a) for a in addresses] + [("route", r) for r in routes]
+    steps += [("rule", r) for r in network["rules"]]
+    settled = False
+    for kind, snap in steps:
+        snap = _renamed(kind, snap, old, link.name)
+        if kind == "route" and not settled:
+            # A route from an IPv6 address (prefsrc) is refused while that address is tentative.
+            from cni_hostdev.ipam import settle_dad
+
+            if any(_attr(r, "RTA_PREFSRC") and r["fields"]["family"] == socket.AF_INET6 for r in routes):
+                settle_dad(rtnl, link)
+            settled = True
+        try:
+            rtnl.create(kind, snap, link.index)
+        except NetlinkError as err:
+            if err.errno == errno.EEXIST:
+                continue
+            what = f"{describe(kind, snap)} of {old}: {err.strerror}"
+            if strict:
+                raise CniError(MOVE_FAILED, f"cannot create the {what} in {where}") from None
+            failures.append(what)
+            log.warning("could not give back the %s to %s", what, where)
+    return failures
+
+
+def result_entries(network: Snapshot, interface: int) -> tuple[list[IPConfig], list[Route]]:
+    """The addresses and routes that went along, as the result reports them."""
+    ips = [
+        IPConfig(f"{_attr(a, 'IFA_LOCAL') or _attr(a, 'IFA_ADDRESS')}/{a['fields']['prefixlen']}", interface=interface)
+        for a in network["addresses"]
+    ]
+    routes = []
+    for snap in network["routes"]:
+        metrics = dict((_attr(snap, "RTA_METRICS") or {"attrs": []})["attrs"])
+        table = _table(snap)
+        scope = snap["fields"]["scope"]
+        routes.append(
+            Route(
+                _destination(snap),
+                gw=_attr(snap, "RTA_GATEWAY"),
+                mtu=metrics.get("RTAX_MTU"),
+                advmss=metrics.get("RTAX_ADVMSS"),
+                priority=_attr(snap, "RTA_PRIORITY"),
+                table=table if table != RT_TABLE_MAIN else None,
+                scope=scope if scope != RT_SCOPE_UNIVERSE else None,
+            )
+        )
+    return ips, routes
