@@ -299,6 +299,58 @@ case_userspace() {
     cni DEL ctr-dpdk /run/netns/pod net1 /tmp/c.json || fail "DEL exited $RC: $(plugin_said)" || return 1
 }
 
+# A pool by driver: one config for the three NICs, each ADD takes the next free one, a fourth is
+# refused naming every member's holder and the node; a dead pod's NIC, refunded under its pod
+# name, is repaired and taken by the next ADD.
+case_pool_by_driver() {
+    conf /tmp/c.json 1.1.0 pool '"devices": [{"driver": "virtio_net"}]'
+    for n in 1 2 3; do
+        newpod "pod$n"
+        cni ADD "ctr-pool$n" "/run/netns/pod$n" net1 /tmp/c.json || fail "ADD $n exited $RC: $(plugin_said)" || return 1
+        pod_has "pod$n" net1 || fail "ADD $n exited 0 but pod$n has no net1" || return 1
+    done
+    for dev in "$A" "$B" "$C"; do
+        ! host_has "$dev" || { fail "three ADDs over a pool of three left $dev in the host"; return 1; }
+    done
+    newpod pod4
+    cni ADD ctr-pool4 /run/netns/pod4 net1 /tmp/c.json && { fail "a fourth ADD over three NICs exited 0"; return 1; }
+    echo "$OUT" | grep -q '"code": *101' || fail "an exhausted pool answered no code 101: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "on node $(hostname)" || fail "the refusal does not name node $(hostname): $(plugin_said)" || return 1
+    for n in 1 2 3; do
+        echo "$OUT" | grep -q "claimed by container ctr-pool$n " || fail "the refusal does not name ctr-pool$n: $(plugin_said)" || return 1
+    done
+    got=$($IP -n pod1 -o link show dev net1 | grep -o 'alias [^ ]*' | cut -d' ' -f2)
+    case "$got" in "$A") p=$PCI_A ;; "$B") p=$PCI_B ;; "$C") p=$PCI_C ;; *) fail "pod1's net1 carries no alias naming A, B or C: '$got'"; return 1 ;; esac
+    kill_pod pod1 "$p" || fail "setup: $p ($got) did not come back to the host within 15s of deleting pod1" || return 1
+    state
+    cni ADD ctr-pool4 /run/netns/pod4 net1 /tmp/c.json || fail "ADD after pod1 died exited $RC: $(plugin_said)" || return 1
+    pod_has pod4 net1 || fail "ADD after pod1 died exited 0 but pod4 has no net1" || return 1
+    for n in 2 3 4; do
+        cni DEL "ctr-pool$n" "/run/netns/pod$n" net1 /tmp/c.json || fail "DEL $n exited $RC: $(plugin_said)" || return 1
+    done
+    cni DEL ctr-pool1 /run/netns/pod1 net1 /tmp/c.json || fail "the late DEL of dead pod1 exited $RC: $(plugin_said)" || return 1
+    for dev in "$A" "$B" "$C"; do
+        host_has "$dev" || fail "after every DEL the host has no $dev (host links: $(host_links))" || return 1
+        [ -z "$(alias_of "$dev")" ] || fail "after DEL $dev keeps alias '$(alias_of "$dev")'" || return 1
+    done
+}
+
+# A deviceID (Multus, a device plugin) wins over the pool, but only one of the pool's devices.
+case_pool_device_id() {
+    conf /tmp/out.json 1.1.0 pooled "\"devices\": [{\"pciBusID\": \"$PCI_A\"}, {\"pciBusID\": \"$PCI_B\"}], \"runtimeConfig\": {\"deviceID\": \"$PCI_C\"}"
+    newpod pod
+    cni ADD ctr-out /run/netns/pod net1 /tmp/out.json && { fail "a deviceID outside the pool was taken"; return 1; }
+    echo "$OUT" | grep -q '"code": *7' || fail "a deviceID outside the pool answered no code 7: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "deviceID $PCI_C is device $C, which is not one of the pool's devices" || fail "the refusal does not say so: $(plugin_said)" || return 1
+    host_has "$C" || fail "the refused ADD moved $C" || return 1
+    conf /tmp/in.json 1.1.0 pooled "\"devices\": [{\"pciBusID\": \"$PCI_A\"}, {\"pciBusID\": \"$PCI_B\"}], \"runtimeConfig\": {\"deviceID\": \"$PCI_B\"}"
+    cni ADD ctr-in /run/netns/pod net1 /tmp/in.json || fail "ADD of deviceID $PCI_B in the pool exited $RC: $(plugin_said)" || return 1
+    ! host_has "$B" || { fail "ADD of deviceID $PCI_B exited 0 but $B is still in the host"; return 1; }
+    host_has "$A" || fail "ADD of deviceID $PCI_B took $A, the pool's first" || return 1
+    cni DEL ctr-in /run/netns/pod net1 /tmp/in.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+    host_has "$B" || fail "after DEL the host has no $B" || return 1
+}
+
 run_case probe case_probe
 run_case add-pciBusID case_add_pci
 run_case add-kernelpath case_add_kernelpath
@@ -308,6 +360,8 @@ run_case del-restores-name-and-up case_del_restores
 run_case dead-netns-then-del case_dead_pod_del
 run_case dead-netns-then-gc case_dead_pod_gc
 run_case uio-pci-generic-pciID case_userspace
+run_case pool-by-driver-virtio_net case_pool_by_driver
+run_case pool-deviceID-inside-and-outside case_pool_device_id
 reset
 say "CONFORMANCE-DONE $PASSED passed, $FAILED failed"
 sync
