@@ -10,8 +10,9 @@ from typing import Any
 from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, Selectors, parse_netconf
 from cni_hostdev.errors import CniError
 from cni_hostdev.lookup import driver_of, pci_address_of
-from cni_hostdev.netlink import Link, Rtnl
+from cni_hostdev.netlink import Rtnl
 from cni_hostdev.state import StateStore, every_record, networks
+from cni_hostdev.usage import NodeNetwork, host_use
 
 
 @dataclass
@@ -24,30 +25,17 @@ class Entry:
     detail: str = ""
 
 
-def _host_use(link: Link, names: dict[int, str], uplinks: set[int], addresses: dict[int, list[str]]) -> str:
-    if link.kind == "bridge":
-        return "bridge (netns-local)"
-    if link.master:
-        return f"port of {names.get(link.master, link.master)}"
-    if link.index in uplinks:
-        return "uplink (default route)"
-    if link.index in addresses:
-        return f"address {addresses[link.index][0]}"
-    return ""
-
-
 def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
     from cni_hostdev import pods
 
     entries: list[Entry] = []
     with Rtnl() as rtnl:
         links = [link for link in rtnl.links() if not link.loopback]
-        routes = rtnl.default_routes()
-        uplinks = {link.index for link in links if rtnl.uplink_route(link.index, routes)}  # the rule ADD applies
-        addresses = rtnl.global_addresses()
-    names = {link.index: link.name for link in links}
+        node = NodeNetwork(rtnl)
+        # The rules ADD applies, so that "free" here means an ADD would take it.
+        uses = {link.index: host_use(rtnl, link, node=node) for link in links}
     for link in links:
-        use = _host_use(link, names, uplinks, addresses)
+        use = uses[link.index]
         entries.append(
             Entry(
                 name=link.name,
@@ -55,7 +43,7 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
                 pci=pci_address_of(link.name) or "",
                 driver=driver_of(link) or "",
                 state="host" if use else "free",
-                detail=use,
+                detail=_reason(use.msg) if use else "",
             )
         )
     for network in networks(data_dir):

@@ -15,7 +15,7 @@ from cni_hostdev.errors import DEVICE_IN_USE, CniError, node_name
 from cni_hostdev.lookup import candidate_matches, driver_of, kernelpath_holds_pci, pci_address_of, pool_members
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.state import Record
-from cni_hostdev.usage import claimed, host_use, same_device
+from cni_hostdev.usage import NodeNetwork, claimed, host_use, same_device
 
 FREE, CLAIMED, HOST, STALE, ABSENT = "free", "claimed", "host", "stale", "absent"
 
@@ -88,6 +88,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
     assert conf.pool is not None
     members: list[Member] = []
     held: set[int] = set()  # records accounted for by a device in the host
+    node = NodeNetwork(rtnl)
     for candidate, link in pool_members(rtnl, conf.pool):
         pci = pci_address_of(link.name)
         member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
@@ -103,6 +104,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
                 link,
                 allow_host_addresses=conf.allow_host_addresses,
                 own_network_goes_along=conf.use_interface_network,
+                node=node,
             )
             if refusal is not None:
                 member.state, member.why = HOST, refusal.msg

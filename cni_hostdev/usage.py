@@ -12,13 +12,29 @@ from cni_hostdev.state import Record
 _ALLOW_HINT = 'set "allowHostAddresses": true to move it anyway'
 
 
+class NodeNetwork:
+    """The node's default routes and global addresses, dumped once for a survey of many devices."""
+
+    __slots__ = ("addresses", "routes")
+
+    def __init__(self, rtnl: Rtnl) -> None:
+        self.routes = rtnl.default_routes()
+        self.addresses = rtnl.global_addresses()
+
+
 def host_use(
-    rtnl: Rtnl, device: Link, *, allow_host_addresses: bool = False, own_network_goes_along: bool = False
+    rtnl: Rtnl,
+    device: Link,
+    *,
+    allow_host_addresses: bool = False,
+    own_network_goes_along: bool = False,
+    node: NodeNetwork | None = None,
 ) -> CniError | None:
     """Why the host needs `device`, as the refusal to give; None when it is free to move.
 
     `own_network_goes_along` (useInterfaceNetwork): its own addresses move with it and are no
-    reason to keep it, but the node's default route through it still is.
+    reason to keep it, but the node's default route through it still is. `node`: the node's
+    routes and addresses when the caller has them already (else dumps filtered to the device).
     """
     if device.loopback:
         return CniError(DEVICE_IN_USE, f"device {device.name} is the loopback device and cannot be moved")
@@ -33,16 +49,16 @@ def host_use(
         return CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
     if allow_host_addresses:
         return None
-    uplink = rtnl.uplink_route(device.index)
+    uplink = rtnl.uplink_route(device.index, node.routes if node else None)
     if uplink is not None:
         return CniError(
             DEVICE_IN_USE,
-            f"device {device.name} is in use by the host: it carries the node's {uplink.describe()}",
+            f"device {device.name} is in use by the host as its uplink: it carries the node's {uplink.describe()}",
             _ALLOW_HINT,
         )
     if own_network_goes_along:
         return None
-    addresses = rtnl.global_addresses(device.index).get(device.index)
+    addresses = (node.addresses if node else rtnl.global_addresses(device.index)).get(device.index)
     if addresses:
         return CniError(
             DEVICE_IN_USE,
