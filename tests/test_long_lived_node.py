@@ -249,6 +249,50 @@ def test_8_a_device_refunded_under_its_pod_name_gets_its_own_name_before_the_nex
     assert nic in link_names() and not (link_json(nic) or {}).get("ifalias")
 
 
-def test_9_the_node_holds_no_record_of_anything_still_out(node: Plugin) -> None:
+def test_9_a_pool_joins_a_node_with_other_networks_claims_a_refund_and_old_records(
+    node: Plugin, story: Sandbox
+) -> None:
+    """A pool network arrives on a node where a single-device network holds one of its NICs; one of its
+    own pods dies with its NIC refunded under the pod name; a record of the previous version (no
+    driver, no altnames) holds another. Every pick and the final refusal account for all of them."""
+    nics = [story.veth(f"q{n}")[0] for n in (1, 2, 3)]
+    single = {**conf_for(node, device=nics[0]), "name": "tnet-single"}
+    pool = {**conf_for(node, devices=[{"namePattern": f"{story.tag}q[0-9]"}]), "name": "tnet-pool"}
+    holder, dying, after, older, late = (story.pod(s) for s in ("ph", "pd", "pa", "po", "pl"))
+    assert node.run("ADD", single, **env_of("single", holder)).status == 0
+
+    pod_name = story.name("pq")
+    assert node.run("ADD", pool, **env_of("dying", dying, pod_name)).status == 0
+    assert (link_json(pod_name, dying) or {}).get("ifalias") == nics[1], "the pool skips the other network's NIC"
+    ip("-n", dying, "link", "set", pod_name, "netns", "1")
+    kill_pod(dying)
+    story.netns.remove(dying)
+    story.links.append(pod_name)
+
+    assert node.run("ADD", pool, **env_of("after", after)).status == 0
+    assert (link_json("net1", after) or {}).get("ifalias") == nics[1], "the refunded NIC, under its own name again"
+    assert pod_name not in link_names()
+    held = {r["container_id"]: r["original_name"] for r in records(node).values()}
+    assert "dying" not in held and held["after"] == nics[1]
+
+    [path] = Path(node.data_dir).glob("tnet-pool/after-net1.json")
+    previous = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("driver", "altnames")}
+    path.write_text(json.dumps(previous))
+    assert node.run("ADD", pool, **env_of("older", older)).status == 0
+    assert (link_json("net1", older) or {}).get("ifalias") == nics[2]
+
+    refused = node.run("ADD", pool, **env_of("late", late))
+    assert refused.code == 101 and refused.out is not None, refused.stdout
+    for nic, container in zip(nics, ("single of network tnet-single", "after", "older"), strict=True):
+        assert f"device {nic} is claimed by container {container} " in refused.out["msg"], refused.out["msg"]
+    assert f"on node {os.uname().nodename}" in refused.out["msg"]
+
+    assert node.run("DEL", single, **env_of("single", holder)).status == 0
+    for container, pod in (("after", after), ("older", older), ("dying", dying)):
+        assert node.run("DEL", pool, **env_of(container, pod)).status == 0
+    assert set(nics) <= link_names() and not any((link_json(n) or {}).get("ifalias") for n in nics)
+
+
+def test_10_the_node_holds_no_record_of_anything_still_out(node: Plugin) -> None:
     """After all of the above, the state directory has no record left: every story gave its devices back."""
     assert records(node) == {}
