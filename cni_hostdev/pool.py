@@ -131,7 +131,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
     named = {id(m.candidate) for m in members}
     for candidate in conf.pool:
         if id(candidate) not in named:
-            why = f"devices[{candidate.position - 1}] ({candidate.describe()}) matches no device on this node"
+            why = f"devices[{candidate.position - 1}] ({candidate.describe()}) is not present on this node"
             members.append(Member(candidate, ABSENT, why))
     members.sort(key=lambda m: m.candidate.position)
     return members

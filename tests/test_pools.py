@@ -91,7 +91,7 @@ def test_exhausted_pool_names_the_node_and_every_candidate(plugin: Plugin, sandb
     assert f"device {second} is claimed by container c1 (netns {netns_path(pods[1])}, as net1)" in msg
     assert f"device {port} is in use: it is a port of {bridge} (bridge)" in msg
     assert f"device {addressed} is in use by the host: it has global address 198.51.100.7/24" in msg
-    assert "devices[3] (pciBusID 0000:7f:1f.7) matches no device on this node" in msg
+    assert "devices[3] (pciBusID 0000:7f:1f.7) is not present on this node" in msg
     assert link_json("net1", pods[2]) is None
 
     status = plugin.run("STATUS", conf)
@@ -221,7 +221,7 @@ def test_pool_by_driver_and_pci_address(fake_nics: list[str], sandbox: Sandbox, 
     assert [taken_by(pods[0]), taken_by(pods[1])] == [mlx_a, mlx_b], "0c.0 is not ice: only the driver candidate"
     out, status = in_process("ADD", conf, pods[2], "c2")
     assert status == 1 and out is not None and out["code"] == 101
-    assert "devices[0] (pciBusID 0000:00:0c.0 and driver ice) matches no device on this node" in out["msg"]
+    assert "devices[0] (pciBusID 0000:00:0c.0 and driver ice) is not present on this node" in out["msg"]
     assert f"device {mlx_a} is claimed by container c0" in out["msg"], "a device in a pod still counts by driver"
     assert link_json(ice) is not None
     for n in range(2):
