@@ -1,7 +1,7 @@
-"""The plugin's inputs: CNI_* environment and the network config, fully validated.
+"""The network config, fully validated: the typed model (NetConf, Selectors, pool Candidates).
 
 Nothing here touches the kernel: every complaint about input is raised before
-any device is looked at.
+any device is looked at. The CNI_* environment is cni_hostdev/plugin/call.py's.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from typing import Any
 
 from packaging.version import Version
 
-from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
-from cni_hostdev.result import DNS, Result, parse_version
-from cni_hostdev.versions import FIRST_VERSION, LATEST
+from cni_hostdev.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
+from cni_hostdev.result import DNS, Result
+from cni_hostdev.versions import parse as parse_version
 
-COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 MOVE_STRATEGIES = ("auto", "atomic", "rename-then-move")
 DEFAULT_DATA_DIR = "/var/lib/cni/host-device"
 IFNAMSIZ = 16
 
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _PCI = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 _AUX_DEVICE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+\.[0-9]+$")
@@ -50,82 +48,6 @@ def normalize_pci(address: str) -> str:
 
 
 # Plain classes, not dataclasses: see cni_hostdev/result.py.
-class CniEnv:
-    __slots__ = ("args", "attachable", "command", "container_id", "ifname", "netns", "path")
-
-    def __init__(
-        self,
-        command: str,
-        container_id: str = "",
-        netns: str = "",
-        ifname: str = "",
-        args: dict[str, str] | None = None,
-        path: tuple[str, ...] = (),
-        attachable: bool = True,
-    ) -> None:
-        self.command = command
-        self.container_id = container_id
-        self.netns = netns
-        self.ifname = ifname
-        self.args = args if args is not None else {}
-        self.path = path
-        self.attachable = attachable  # False: an ifname no ADD would accept
-
-
-def read_env(environ: dict[str, str] | os._Environ[str]) -> CniEnv:
-    command = environ.get("CNI_COMMAND", "")
-    if command not in COMMANDS:
-        raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not one of {', '.join(COMMANDS)}")
-    if command in ("VERSION", "STATUS", "GC"):
-        return CniEnv(command=command, path=_split_path(environ.get("CNI_PATH", "")))
-    container_id = environ.get("CNI_CONTAINERID", "")
-    if not container_id:
-        raise CniError(INVALID_ENV, "CNI_CONTAINERID is missing")
-    if not _CONTAINER_ID.match(container_id):
-        raise CniError(INVALID_ENV, f"CNI_CONTAINERID {container_id!r} has characters outside [A-Za-z0-9_.-]")
-    ifname = environ.get("CNI_IFNAME", "")
-    if not ifname:
-        raise CniError(INVALID_ENV, "CNI_IFNAME is missing")
-    try:
-        validate_ifname(ifname, "CNI_IFNAME")
-    except CniError:
-        # No ADD can have attached a name we refuse, so DEL has nothing to undo. Failing
-        # it would only leave the runtime retrying and the pod stuck terminating.
-        if command != "DEL":
-            raise
-        return CniEnv(command=command, container_id=container_id, ifname=ifname, attachable=False)
-    netns = environ.get("CNI_NETNS", "")
-    if command in ("ADD", "CHECK"):
-        if not netns:
-            raise CniError(INVALID_ENV, "CNI_NETNS is missing")
-    if netns and not netns.startswith("/"):
-        raise CniError(INVALID_ENV, f"CNI_NETNS {netns!r} is not an absolute path")
-    return CniEnv(
-        command=command,
-        container_id=container_id,
-        netns=netns,
-        ifname=ifname,
-        args=_parse_args(environ.get("CNI_ARGS", "")),
-        path=_split_path(environ.get("CNI_PATH", "")),
-    )
-
-
-def _split_path(value: str) -> tuple[str, ...]:
-    return tuple(p for p in value.split(":") if p)
-
-
-def _parse_args(value: str) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for pair in value.split(";"):
-        if not pair:
-            continue
-        key, sep, val = pair.partition("=")
-        if not sep or not key:
-            raise CniError(INVALID_ENV, f"CNI_ARGS entry {pair!r} is not KEY=VALUE")
-        args[key] = val
-    return args
-
-
 class Selectors:
     __slots__ = ("device", "device_id", "hwaddr", "kernelpath", "pci_bus_id")
 
@@ -263,14 +185,9 @@ def config_version(conf: dict[str, Any]) -> str:
 
 
 def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
+    """The config of `command` (whose cniVersion gate the command table checks: plugin/dispatch.py)."""
     cni_version = config_version(conf)
     version = parse_version(cni_version)
-    first = FIRST_VERSION.get(command)
-    if first is not None and version < Version(first):
-        later = "" if first == LATEST else " or later"
-        raise CniError(
-            INCOMPATIBLE_VERSION, f"{command} is not defined for cniVersion {cni_version} (needs {first}{later})"
-        )
 
     name = _string(conf, "name")
     if not name:

@@ -15,11 +15,12 @@ import errno
 import socket
 from typing import Any
 
-from cni_hostdev import logs
+from cni_hostdev import logs, routing
 from cni_hostdev.errors import MOVE_FAILED, CniError
-from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, RTN_UNICAST, Link, NetlinkError, Rtnl
-from cni_hostdev.netlink import snapshot as take
+from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, RTN_UNICAST, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Route
+from cni_hostdev.routing import IFA_F_PERMANENT
+from cni_hostdev.routing import snapshot as take
 
 log = logs.get_logger(__name__)
 
@@ -48,21 +49,21 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
     """What of the host's network belongs to `device`, as plain data for the record."""
     addresses = [
         take("address", msg)
-        for msg in rtnl.dump("address", device.index)
+        for msg in routing.dump(rtnl, "address", device.index)
         if msg["scope"] == RT_SCOPE_UNIVERSE
         and (flags := msg.get_attr("IFA_FLAGS") or msg["flags"]) & IFA_F_PERMANENT
         and not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
     ]
     routes = [
         take("route", msg)
-        for msg in rtnl.dump("route", device.index)
+        for msg in routing.dump(rtnl, "route", device.index)
         if msg["proto"] not in (RTPROT_KERNEL, RTPROT_RA) and msg["type"] == RTN_UNICAST
     ]
     routes = [route for route in routes if _table(route) != RT_TABLE_LOCAL]
     tables = {_table(route) for route in routes} - set(_SHARED_TABLES)
     rules = [
         take("rule", msg)
-        for msg in rtnl.dump("rule")
+        for msg in routing.dump(rtnl, "rule")
         if (msg.get_attr("FRA_TABLE") or msg["table"]) in tables
         or device.name in (msg.get_attr("FRA_IIFNAME"), msg.get_attr("FRA_OIFNAME"))
     ]
@@ -124,7 +125,7 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
                 settle_dad(rtnl, link)
             settled = True
         try:
-            rtnl.create(kind, snap, link.index)
+            routing.create(rtnl, kind, snap, link.index)
         except NetlinkError as err:
             if err.errno == errno.EEXIST:
                 continue

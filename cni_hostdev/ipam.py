@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cni_hostdev import logs, netns
+from cni_hostdev import logs, netns, routing
 from cni_hostdev.config import NetConf
 from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
 from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
@@ -187,7 +187,7 @@ def settle_dad(rtnl: Rtnl, link: Link) -> None:
         return
     deadline = time.monotonic() + DAD_TIMEOUT
     while True:
-        flags = [f for cidr, f in rtnl.addresses(link.index) if ":" in cidr]
+        flags = [f for cidr, f in routing.addresses(rtnl, link.index) if ":" in cidr]
         if any(f & IFA_F_DADFAILED for f in flags):
             raise CniError(IPAM_FAILURE, f"IPv6 duplicate address detected on {link.name}")
         if not any(f & IFA_F_TENTATIVE for f in flags) or time.monotonic() >= deadline:
@@ -203,7 +203,7 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
         for ip in result.ips:
             ip.interface = None
             try:
-                pod.add_address(link.index, ip.address)
+                routing.add_address(pod, link.index, ip.address)
             except NetlinkError as err:
                 raise CniError(
                     IPAM_FAILURE, f"cannot add address {ip.address} to {link.name}: {err.strerror}"
@@ -214,7 +214,8 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
         for route in result.routes:
             gw = route.gw or gateways.get(route.family)
             try:
-                pod.add_route(
+                routing.add_route(
+                    pod,
                     route.dst,
                     oif=link.index,
                     gw=gw,
@@ -259,11 +260,11 @@ def verify(pod: Rtnl, link: Link, result: Result) -> None:
     """CHECK: every address and route prevResult reports is present in the pod."""
     import ipaddress
 
-    present = {str(ipaddress.ip_interface(cidr)) for cidr, _ in pod.addresses(link.index)}
+    present = {str(ipaddress.ip_interface(cidr)) for cidr, _ in routing.addresses(pod, link.index)}
     for ip in result.ips:
         if str(ipaddress.ip_interface(ip.address)) not in present:
             raise CniError(CHECK_FAILED, f"address {ip.address} is missing from {link.name}")
-    routes = {str(ipaddress.ip_network(dst, strict=False)) for dst, _, _ in pod.routes(link.index)}
+    routes = {str(ipaddress.ip_network(dst, strict=False)) for dst, _, _ in routing.routes(pod, link.index)}
     for route in result.routes:
         if str(ipaddress.ip_network(route.dst, strict=False)) not in routes:
             raise CniError(CHECK_FAILED, f"route to {route.dst} is missing from {link.name}")

@@ -1,4 +1,5 @@
-"""Network namespace handles: open, verify, enter, and private throwaway ones.
+"""Network namespaces: open and verify them, enter them, make private throwaway ones, and
+hold them as `Namespace` handles (an fd to name it as a move target, a netlink socket in it).
 
 Namespaces are switched per thread with setns(2); the plugin is single-threaded
 and always switches back, so a netlink socket created inside `entered()` stays
@@ -13,6 +14,9 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from cni_hostdev.errors import INVALID_ENV, CniError
+from cni_hostdev.netlink import Rtnl
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -32,16 +36,8 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def setns(fd: int) -> None:
+def _setns(fd: int) -> None:
     _check(_libc.setns(fd, CLONE_NEWNET), "setns")
-
-
-def join(fd: int, nstype: int) -> None:
-    """Enter the namespace `fd` names, which the kernel checks is of type `nstype`.
-
-    A mount namespace (CLONE_NEWNS) needs a single-threaded process.
-    """
-    _check(_libc.setns(fd, nstype), "setns")
 
 
 def open_netns(path: str) -> int:
@@ -73,11 +69,11 @@ def same_netns(fd_a: int, fd_b: int) -> bool:
 def entered(fd: int) -> Iterator[None]:
     home = open_current()
     try:
-        setns(fd)
+        _setns(fd)
         try:
             yield
         finally:
-            setns(home)
+            _setns(home)
     finally:
         os.close(home)
 
@@ -90,7 +86,7 @@ def new_private() -> int:
         try:
             return open_current()
         finally:
-            setns(home)
+            _setns(home)
     finally:
         os.close(home)
 
@@ -115,3 +111,62 @@ def unpersist(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+class Namespace:
+    """A netns we can both name by fd (as a move target) and talk to."""
+
+    __slots__ = ("fd", "rtnl")
+
+    def __init__(self, fd: int, rtnl: Rtnl) -> None:
+        self.fd = fd
+        self.rtnl = rtnl
+
+    @classmethod
+    def open(cls, fd: int) -> Namespace:
+        with entered(fd):
+            return cls(fd, Rtnl())
+
+    @classmethod
+    def current(cls) -> Namespace:
+        """Our own netns: no setns needed (which would need CAP_SYS_ADMIN for nothing)."""
+        return cls(open_current(), Rtnl())
+
+    def close(self) -> None:
+        self.rtnl.close()
+        os.close(self.fd)
+
+
+@contextmanager
+def host() -> Iterator[Namespace]:
+    """The namespace this call runs in: the node's."""
+    space = Namespace.current()
+    try:
+        yield space
+    finally:
+        space.close()
+
+
+def open_pod(path: str, *, required: bool) -> Namespace | None:
+    """The namespace at CNI_NETNS `path`; None when it is gone and not `required`."""
+    try:
+        fd = open_netns(path)
+    except NotANetns:
+        raise CniError(INVALID_ENV, f"CNI_NETNS {path} is not a network namespace") from None
+    except FileNotFoundError:
+        if required:
+            raise CniError(INVALID_ENV, f"CNI_NETNS {path} does not exist") from None
+        return None
+    except OSError as err:
+        raise CniError(INVALID_ENV, f"CNI_NETNS {path} cannot be opened: {err.strerror}") from None
+    return Namespace.open(fd)
+
+
+@contextmanager
+def pod(path: str, *, required: bool) -> Iterator[Namespace | None]:
+    space = open_pod(path, required=required) if path else None
+    try:
+        yield space
+    finally:
+        if space is not None:
+            space.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from cni_hostdev import logs, netns
-from cni_hostdev.move import Namespace
+from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record
 
 log = logs.get_logger(__name__)

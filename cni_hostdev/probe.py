@@ -11,6 +11,7 @@ import json
 import os
 
 from cni_hostdev import netns
+from cni_hostdev.files import write_atomically
 from cni_hostdev.netlink import NetlinkError, Rtnl
 
 CACHE_DIR = "/run/cni-hostdev"
@@ -93,13 +94,10 @@ def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeR
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     result = run_probe()
+    text = json.dumps(result.to_json()).encode()
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(result.to_json(), f)
-        os.replace(tmp, path)
+        write_atomically(path, lambda out: out.write(text), durable=False)
     except OSError:
         pass  # an unwritable cache only costs a re-probe next time
     return result

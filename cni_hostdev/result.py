@@ -1,4 +1,4 @@
-"""CNI versions and result types, with conversion between every result shape.
+"""CNI result types, with conversion between every result shape.
 
 Internally a result always has the 1.1.0 shape; it is parsed from and printed
 in whatever version a config or an IPAM plugin speaks.
@@ -8,30 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CniError
-from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
-
-__all__ = ["LATEST", "SUPPORTED_VERSIONS"]
 
 V030 = Version("0.3.0")
 V100 = Version("1.0.0")
 V110 = Version("1.1.0")
-
-
-def parse_version(text: str) -> Version:
-    if text not in SUPPORTED_VERSIONS:
-        try:
-            Version(text)
-        except InvalidVersion:
-            raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {text!r} is not a version") from None
-        raise CniError(
-            INCOMPATIBLE_VERSION,
-            f"cniVersion {text!r} is not supported",
-            f"supported versions: {', '.join(SUPPORTED_VERSIONS)}",
-        )
-    return Version(text)
 
 
 # Plain classes, not dataclasses: `dataclasses` imports `inspect` and compiles an

@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Any
+from typing import Any, Literal
 
 from cni_hostdev import logs
 from cni_hostdev.errors import STATE_FAILURE, CniError
+from cni_hostdev.files import write_atomically
 
 log = logs.get_logger(__name__)
+
+# "moving": written before the move, so that a crash leaves a record to repair from; "attached":
+# the device is in the pod. "netdev" devices move; "userspace" ones (a PCI function bound to a
+# DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
+Phase = Literal["moving", "attached"]
+Kind = Literal["netdev", "userspace"]
+Strategy = Literal["atomic", "rename-then-move", "none", ""]
 RECORD_SUFFIX = ".json"
 
 
@@ -67,10 +75,10 @@ class Record:
         was_up: bool,
         ifindex: int,
         pci_address: str | None,
-        strategy: str = "",
-        phase: str = "claimed",
+        strategy: Strategy = "",
+        phase: Phase = "attached",
         staging: str | None = None,
-        kind: str = "netdev",
+        kind: Kind = "netdev",
         netns_cookie: int | None = None,
         netns_inode: int | None = None,
         boot_id: str | None = None,
@@ -151,24 +159,10 @@ class StateStore:
         path = self._path(record.container_id, record.ifname)
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
-        tmp = f"{path}.tmp{os.getpid()}"
+        text = json.dumps(record.to_json(), indent=1, sort_keys=True).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(record.to_json(), f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomically(path, lambda out: out.write(text))
         except OSError as err:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise CniError(STATE_FAILURE, f"cannot write state record {path}: {err.strerror}") from None
 
     def load(self, container_id: str, ifname: str) -> Record | None:

@@ -1,6 +1,58 @@
-"""The CNI spec versions this plugin speaks (kept import-free: VERSION needs nothing else)."""
+"""The CNI spec versions this plugin speaks: the table, parsing a config's version, the VERSION answer.
+
+Kept cheap to import: VERSION needs nothing else, and `packaging` loads only to parse.
+packaging/versions_header.py generates the C launcher's copy of the table from this file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = "1.1.0"
 # The oldest cniVersion in which a command exists (the spec's own gates); the others are in all.
 FIRST_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+
+
+def known_or_latest(version: object) -> str:
+    """`version` if we speak it, else the latest: what an answer (a result, an error) is printed in."""
+    return version if isinstance(version, str) and version in SUPPORTED_VERSIONS else LATEST
+
+
+def parse(text: str) -> Version:
+    """A config's cniVersion, which must be one we speak (code 1 naming it otherwise)."""
+    from packaging.version import InvalidVersion, Version
+
+    from cni_hostdev.errors import INCOMPATIBLE_VERSION, CniError
+
+    if text not in SUPPORTED_VERSIONS:
+        try:
+            Version(text)
+        except InvalidVersion:
+            raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {text!r} is not a version") from None
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"cniVersion {text!r} is not supported",
+            f"supported versions: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    return Version(text)
+
+
+def requested(stdin: bytes) -> tuple[Any, dict[str, Any]]:
+    """(the cniVersion a call's stdin asks for, or None; the config object, or {}): never raises."""
+    try:
+        conf = json.loads(stdin) if stdin.strip() else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None, {}
+    if not isinstance(conf, dict):
+        return None, {}
+    return conf.get("cniVersion"), conf
+
+
+def answer(stdin: bytes) -> dict[str, Any]:
+    """The VERSION answer, for whatever stdin holds (VERSION answers even a bad config)."""
+    return {"cniVersion": known_or_latest(requested(stdin)[0]), "supportedVersions": list(SUPPORTED_VERSIONS)}

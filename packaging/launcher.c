@@ -33,7 +33,7 @@
 #define MAGIC "HOSTDEV-UNPACKED"
 #define LAUNCHER "host-device"
 #define PREFIX ".host-device.run-"
-/* An unpacked install (cni_hostdev/install.py) puts this launcher in its tree with a trailer of
+/* An unpacked install (cni_hostdev/tools/install.py) puts this launcher in its tree with a trailer of
  * length 0: the frozen program is then this file beside it, not a payload to unpack. */
 #define TREE_PROGRAM "host-device.bin"
 

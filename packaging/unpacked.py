@@ -4,7 +4,7 @@ The bundle gets its own glibc and loader; every ELF in it finds its libraries
 through an $ORIGIN-relative RUNPATH, and the launcher's PT_INTERP is a long
 placeholder that `host-device install` overwrites, in place, with the absolute
 path of the bundled loader on the node. The result is appended to the static
-single file as a gzip'd tar behind a trailer (see cni_hostdev/install.py).
+single file as a gzip'd tar behind a trailer (see cni_hostdev/tools/install.py).
 
 Usage: unpacked.py ONEDIR STATIC_FILE
 """
@@ -22,7 +22,7 @@ import sys
 import tarfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from cni_hostdev.install import INTERP_PLACEHOLDER, LAUNCHER, PAYLOAD_MAGIC, TRAILER
+from cni_hostdev.tools.install import INTERP_PLACEHOLDER, LAUNCHER, PAYLOAD_MAGIC, TRAILER
 
 LIBS = "_internal"
 

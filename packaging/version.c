@@ -2,7 +2,7 @@
  * VERSION, answered by the launcher itself: runtimes and libcni ask it often, and the
  * answer needs nothing of Python (it costs ~1 ms here instead of ~18 ms).
  *
- * The answer must be the one the plugin gives (cni_hostdev/cli.py, _version_answer):
+ * The answer must be the one the plugin gives (cni_hostdev/versions.py, answer):
  * the config's cniVersion when it is a supported one, else the latest, with every
  * supported version listed, byte for byte as Python's json.dumps prints it. The versions
  * come from cni_hostdev/versions.py through a header the build generates (versions.h).

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cni_hostdev.config import parse_netconf, read_env, validate_ifname
+from cni_hostdev.config import parse_netconf, validate_ifname
 from cni_hostdev.errors import CniError
+from cni_hostdev.plugin.dispatch import read_command_env as read_env
 
 
 def test_defaults_and_runtime_device_id_wins() -> None:

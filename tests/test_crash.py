@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_hostdev.commands import STAGING_DIR
+from cni_hostdev.move import STAGING_DIR
 from tests.conftest import Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
 
 ADD_STEPS = {

@@ -198,7 +198,7 @@ def volume(spec: Obj, name: str) -> Obj:
 
 
 def plugin_version() -> str:
-    text = (ROOT / "cni_hostdev" / "_version.py").read_text()
+    text = (ROOT / "cni_hostdev" / "__init__.py").read_text()
     match = re.search(r'__version__ = "([^"]+)"', text)
     assert match
     return match.group(1)
@@ -447,9 +447,9 @@ def test_least_privilege(rendered: dict[str, list[Obj]], overlay: str) -> None:
 
 def test_the_plugins_host_paths_are_mounted(rendered: dict[str, list[Obj]]) -> None:
     """Paths the plugin keeps in its records must be visible to the repair container under the same name."""
-    commands = (ROOT / "cni_hostdev" / "commands.py").read_text()
+    commands = (ROOT / "cni_hostdev" / "move.py").read_text()
     staging = re.search(r'^STAGING_DIR = "([^"]+)"', commands, re.M)
-    assert staging, "cni_hostdev/commands.py no longer defines STAGING_DIR: check the repair container's mounts"
+    assert staging, "cni_hostdev/move.py no longer defines STAGING_DIR: check the repair container's mounts"
     repair = container(pod_spec(rendered["default"]), "containers", "repair")
     mounts = [m["mountPath"] for m in repair["volumeMounts"]]
     assert any(staging.group(1).startswith(m + "/") for m in mounts), f"{staging.group(1)} is not mounted"

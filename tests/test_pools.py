@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from cni_hostdev import cli, lookup
+from cni_hostdev import lookup
+from cni_hostdev.plugin import dispatch
 from tests.conftest import Outcome, Plugin, Sandbox, conf_for, ip, link_json, netns_path, pod_env
 
 NODE = os.uname().nodename
@@ -202,7 +203,7 @@ def in_process(command: str, conf: dict[str, Any], pod: str, container: str) -> 
         "CNI_IFNAME": "net1",
         "CNI_PATH": "/usr/lib/cni",
     }
-    return cli.run_plugin(environ, json.dumps(conf).encode())
+    return dispatch.run(environ, json.dumps(conf).encode())
 
 
 def pool_conf(tmp_path: Path, **keys: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from cni_hostdev import cli, lookup
+from cni_hostdev import lookup
+from cni_hostdev.plugin import dispatch
 from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, netns_path, pod_env
 
 STATIC = "/usr/lib/cni/static"
@@ -266,14 +267,14 @@ def test_userspace_driver_device_is_not_moved(
         "runtimeConfig": {"deviceID": "0000:00:09.0"},
     }
     environ = {"CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ["PATH"], **pod_env(pod)}
-    out, status = cli.run_plugin(environ, json.dumps(conf).encode())
+    out, status = dispatch.run(environ, json.dumps(conf).encode())
     assert status == 0, out
     assert out is not None
     assert out["interfaces"] == [{"name": "net1", "sandbox": netns_path(pod), "pciID": "0000:00:09.0"}]
     assert link_names() == before and link_names(pod) <= {"lo"}
-    again, status = cli.run_plugin({**environ, "CNI_CONTAINERID": "other"}, json.dumps(conf).encode())
+    again, status = dispatch.run({**environ, "CNI_CONTAINERID": "other"}, json.dumps(conf).encode())
     assert status == 1 and again is not None and again["code"] == 101 and "ctr1" in again["msg"]
-    out, status = cli.run_plugin({**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
+    out, status = dispatch.run({**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
     assert status == 0 and out is None
     assert not os.listdir(tmp_path / "state" / "tnet")
 

@@ -17,7 +17,7 @@ def test_release_tarball(tmp_path: Path) -> None:
     if not BINARY.exists():
         pytest.skip("dist/host-device is not built (make binary)")
     with open(ROOT / "pyproject.toml", "rb") as f:
-        assert tomllib.load(f)["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "cni_hostdev._version.__version__"
+        assert tomllib.load(f)["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "cni_hostdev.__version__"
     out = subprocess.run([str(ROOT / "packaging" / "release.sh"), str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     name = f"host-device-{__version__}-linux-amd64"

@@ -13,9 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cni_hostdev.config import _parse_args, parse_netconf
+from cni_hostdev.config import parse_netconf
 from cni_hostdev.errors import CniError
-from cni_hostdev.result import DNS, SUPPORTED_VERSIONS, Interface, IPConfig, Result, Route
+from cni_hostdev.plugin.call import _parse_args
+from cni_hostdev.result import DNS, Interface, IPConfig, Result, Route
+from cni_hostdev.versions import SUPPORTED_VERSIONS
 from tests.conftest import BINARY, Plugin, Sandbox, conf_for, link_json, link_names, pod_env
 
 

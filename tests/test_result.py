@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cni_hostdev.errors import CniError
-from cni_hostdev.result import DNS, SUPPORTED_VERSIONS, Interface, IPConfig, Result, Route
+from cni_hostdev.result import DNS, Interface, IPConfig, Result, Route
+from cni_hostdev.versions import SUPPORTED_VERSIONS
 
 
 def _full() -> Result:

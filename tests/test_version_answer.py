@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cni_hostdev import logs
-from cni_hostdev.cli import _version_answer
+from cni_hostdev.plugin.dispatch import answer_version as _version_answer
 from cni_hostdev.versions import LATEST, SUPPORTED_VERSIONS
 from tests.conftest import BINARY
 

@@ -11,9 +11,9 @@ import signal
 import time
 
 from cni_hostdev import logs
-from cni_hostdev.commands import release_records
 from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
+from cni_hostdev.plugin.release import release_records
 from cni_hostdev.state import StateStore, networks
 
 log = logs.get_logger(__name__)

@@ -11,8 +11,8 @@ from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, Selectors, parse_net
 from cni_hostdev.errors import CniError
 from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Rtnl
+from cni_hostdev.plugin.claims import NodeNetwork, host_use
 from cni_hostdev.state import StateStore, every_record, networks
-from cni_hostdev.usage import NodeNetwork, host_use
 
 
 @dataclass
@@ -95,7 +95,7 @@ def configs_in(path: str) -> list[dict[str, Any]]:
 
 def collect_config(path: str) -> list[Entry]:
     """The devices the config names on this node, in its order of preference, free or by whom held."""
-    from cni_hostdev import pool
+    from cni_hostdev.plugin import pool
 
     entries: list[Entry] = []
     for raw in configs_in(path):

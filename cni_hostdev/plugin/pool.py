@@ -7,15 +7,29 @@ STATUS and `inventory --config` report the same survey, and an exhausted pool's 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+from collections.abc import Iterator
 
-from cni_hostdev import pods
+from cni_hostdev import logs, pods
 from cni_hostdev.config import Candidate, NetConf, normalize_pci
-from cni_hostdev.errors import DEVICE_IN_USE, CniError, node_name
+from cni_hostdev.errors import DEVICE_IN_USE, TRY_AGAIN_LATER, CniError, node_name
+from cni_hostdev.locks import device_lock, identity
 from cni_hostdev.lookup import candidate_matches, driver_of, kernelpath_holds_pci, pci_address_of, pool_members
 from cni_hostdev.netlink import Link, Rtnl
-from cni_hostdev.state import Record
-from cni_hostdev.usage import NodeNetwork, claimed, host_use, same_device
+from cni_hostdev.netns import Namespace
+from cni_hostdev.plugin.claims import (
+    NodeNetwork,
+    claimed,
+    host_use,
+    refuse_if_host_uses,
+    refuse_live_claims_repair_dead,
+    same_device,
+)
+from cni_hostdev.plugin.release import release_and_forget
+from cni_hostdev.state import Record, every_record
+
+log = logs.get_logger(__name__)
 
 FREE, CLAIMED, HOST, STALE, ABSENT = "free", "claimed", "host", "stale", "absent"
 
@@ -144,3 +158,51 @@ def exhausted(conf: NetConf, members: list[Member]) -> CniError:
         DEVICE_IN_USE,
         f"no device of network {conf.name}'s pool is free on node {node_name()}: " + "; ".join(reasons),
     )
+
+
+@contextlib.contextmanager
+def pick(conf: NetConf, attachment: tuple[str, str], host: Namespace) -> Iterator[tuple[Link, str | None]]:
+    """The first free device of the pool, locked. One that a parallel ADD takes while we wait for its
+    lock is passed over for the next, so parallel ADDs never share a device and never fail while a
+    free one remains."""
+    assert conf.pool is not None
+    give_back_dead_claims(conf, host)
+    for member in survey(conf, host.rtnl, every_record(conf.data_dir)):
+        if member.state != FREE or member.link is None:
+            continue
+        link = member.link
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(
+                    device_lock(
+                        conf.data_dir, identity(member.pci, link.perm_mac, link.mac), link.name, conf.lock_timeout
+                    )
+                )
+                device = host.rtnl.link(index=link.index)
+                if device is None or device.name != link.name:
+                    continue  # taken by the ADD that held the lock
+                device = refuse_live_claims_repair_dead(conf, attachment, device, member.pci, host)
+                refuse_if_host_uses(conf, host, device)
+            except CniError as err:
+                if err.code not in (DEVICE_IN_USE, TRY_AGAIN_LATER):
+                    raise
+                log.info("pool of %s: passing over %s: %s", conf.name, link.name, err.msg)
+                continue
+            log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, member.candidate.position - 1)
+            yield device, member.pci
+            return
+    raise exhausted(conf, survey(conf, host.rtnl, every_record(conf.data_dir)))
+
+
+def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
+    """Records of pool devices whose pod died: the device is the host's again, under its own name."""
+    assert conf.pool is not None
+    for record in every_record(conf.data_dir):
+        if record.kind == "userspace" or not any(record_matches(c, record) for c in conf.pool):
+            continue
+        if pods.alive(record):
+            continue
+        what = release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+        log.warning(
+            "pool of %s: claim of %s by %s was stale: %s", conf.name, record.original_name, record.container_id, what
+        )

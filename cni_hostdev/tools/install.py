@@ -12,8 +12,10 @@ import os
 import shutil
 import struct
 import subprocess
+from typing import BinaryIO
 
-from cni_hostdev._version import __version__
+from cni_hostdev import __version__
+from cni_hostdev.files import write_atomically
 
 CHUNK = 1 << 20
 # The unpacked layout travels inside the static file: a tar appended after the static
@@ -58,29 +60,19 @@ def install(source: str, bin_dir: str, name: str = "host-device", expected_sha25
     target = os.path.join(bin_dir, name)
     if os.path.isfile(target) and not os.path.islink(target) and sha256_of(target) == payload_hash:
         return "unchanged"
-    tmp = os.path.join(bin_dir, f".{name}.tmp{os.getpid()}")
-    try:
+
+    def copy(out: BinaryIO) -> None:
         with open(source, "rb") as src:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o700)
-            with os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(CHUNK):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-        os.chmod(tmp, 0o755)
-        if sha256_of(tmp) != payload_hash:
-            raise InstallError(f"copy {tmp} does not match the payload's sha256 {payload_hash}")
-        os.replace(tmp, target)
-        dir_fd = os.open(bin_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            shutil.copyfileobj(src, out, CHUNK)
+
+    def matches_payload(temp: str) -> None:
+        if sha256_of(temp) != payload_hash:
+            raise InstallError(f"copy {temp} does not match the payload's sha256 {payload_hash}")
+
+    try:
+        write_atomically(target, copy, mode=0o755, check=matches_payload)
     except OSError as err:
         raise InstallError(f"cannot install into {bin_dir}: {err}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     landed = sha256_of(target)
     if landed != payload_hash:
         raise InstallError(f"{target} has sha256 {landed} after install, expected {payload_hash}")

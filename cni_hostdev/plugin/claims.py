@@ -1,0 +1,161 @@
+"""Who holds a device, and what an ADD does about it: the host (a bridge, a port, the uplink, its
+addresses) and live attachments are refused, saying which device, why and by whom; claims of
+dead pods are repaired (the device given back) before the device is taken.
+"""
+
+from __future__ import annotations
+
+from cni_hostdev import logs, pods, routing
+from cni_hostdev.config import NetConf
+from cni_hostdev.errors import DEVICE_IN_USE, DEVICE_NOT_FOUND, CniError
+from cni_hostdev.lookup import find_device
+from cni_hostdev.netlink import Link, Rtnl
+from cni_hostdev.netns import Namespace
+from cni_hostdev.plugin.release import release_and_forget
+from cni_hostdev.state import Record, every_record
+
+log = logs.get_logger(__name__)
+_ALLOW_HINT = 'set "allowHostAddresses": true to move it anyway'
+
+
+class NodeNetwork:
+    """The node's default routes and global addresses, dumped once for a survey of many devices."""
+
+    __slots__ = ("addresses", "routes")
+
+    def __init__(self, rtnl: Rtnl) -> None:
+        self.routes = routing.default_routes(rtnl)
+        self.addresses = routing.global_addresses(rtnl)
+
+
+def host_use(
+    rtnl: Rtnl,
+    device: Link,
+    *,
+    allow_host_addresses: bool = False,
+    own_network_goes_along: bool = False,
+    node: NodeNetwork | None = None,
+) -> CniError | None:
+    """Why the host needs `device`, as the refusal to give; None when it is free to move.
+
+    `own_network_goes_along` (useInterfaceNetwork): its own addresses move with it and are no
+    reason to keep it, but the node's default route through it still is. `node`: the node's
+    routes and addresses when the caller has them already (else dumps filtered to the device).
+    """
+    if device.loopback:
+        return CniError(DEVICE_IN_USE, f"device {device.name} is the loopback device and cannot be moved")
+    if device.kind == "bridge":
+        return CniError(
+            DEVICE_IN_USE, f"device {device.name} is a bridge: bridges are netns-local and cannot change namespace"
+        )
+    if device.master:
+        master = rtnl.link(index=device.master)
+        master_name = master.name if master else f"ifindex {device.master}"
+        kind = f" ({master.kind})" if master and master.kind else ""
+        return CniError(DEVICE_IN_USE, f"device {device.name} is in use: it is a port of {master_name}{kind}")
+    if allow_host_addresses:
+        return None
+    uplink = routing.uplink_route(rtnl, device.index, node.routes if node else None)
+    if uplink is not None:
+        return CniError(
+            DEVICE_IN_USE,
+            f"device {device.name} is in use by the host as its uplink: it carries the node's {uplink.describe()}",
+            _ALLOW_HINT,
+        )
+    if own_network_goes_along:
+        return None
+    addresses = (node.addresses if node else routing.global_addresses(rtnl, device.index)).get(device.index)
+    if addresses:
+        return CniError(
+            DEVICE_IN_USE,
+            f"device {device.name} is in use by the host: it has global address {addresses[0]}",
+            _ALLOW_HINT + ', or "useInterfaceNetwork": true to move its addresses with it',
+        )
+    return None
+
+
+def refuse_if_host_uses(conf: NetConf, host: Namespace, device: Link) -> None:
+    refusal = host_use(
+        host.rtnl,
+        device,
+        allow_host_addresses=conf.allow_host_addresses,
+        own_network_goes_along=conf.use_interface_network,
+    )
+    if refusal is not None:
+        raise refusal
+
+
+def claimed(device: str, record: Record, network: str) -> CniError:
+    """The refusal of a device a live attachment holds; `network` is the one asking."""
+    other = "" if record.network == network else f" of network {record.network}"
+    return CniError(
+        DEVICE_IN_USE,
+        f"device {device} is claimed by container {record.container_id}{other} "
+        f"(netns {record.netns}, as {record.ifname})",
+    )
+
+
+def same_device(record: Record, device: Link, pci: str | None) -> bool:
+    """Whether the host's `device` is the one `record` took: by PCI address or permanent MAC where
+    both sides have one, else by MAC with its original name or with our marker (a device the
+    kernel refunded under its pod name still carries the marker)."""
+    if record.pci_address and pci:
+        return record.pci_address == pci
+    if record.perm_mac and device.perm_mac:
+        return record.perm_mac == device.perm_mac
+    return record.mac == device.mac and record.original_name in (device.name, device.alias)
+
+
+def refuse_live_claims_repair_dead(
+    conf: NetConf, attachment: tuple[str, str], device: Link, pci: str | None, host: Namespace
+) -> Link:
+    """Refuse `device` if another live attachment (of any network) holds it; give it back from the
+    claims of dead pods. `attachment` (container, ifname) is the caller's own, never a claim.
+
+    Returns the device as it is afterwards: a repair gives a refunded device its name back.
+    """
+    repaired = False
+    for record in every_record(conf.data_dir):
+        if (record.network, record.container_id, record.ifname) == (conf.name, *attachment):
+            continue
+        if record.kind == "userspace" or not same_device(record, device, pci):
+            continue
+        if pods.alive(record):
+            raise claimed(device.name, record, conf.name)
+        log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
+        release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+        repaired = True
+    current = host.rtnl.link(index=device.index) if repaired else device
+    if current is None:
+        raise CniError(DEVICE_IN_USE, f"device {device.name} changed while its stale claims were repaired; retry")
+    return current
+
+
+def find_selected(conf: NetConf, host: Namespace) -> Link:
+    """The device the config selects. Not in the host: if a live pod holds it, say which; if a dead
+    pod held it (the kernel refunded it under the pod's name), give it back first and look again."""
+    try:
+        return find_device(host.rtnl, conf.selectors)
+    except CniError as err:
+        if err.code != DEVICE_NOT_FOUND:
+            raise
+        if not _repair_claims_of_missing(conf, host):
+            raise
+    return find_device(host.rtnl, conf.selectors)
+
+
+def _repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
+    wanted = conf.selectors.device
+    repaired = False
+    for record in every_record(conf.data_dir):
+        if record.kind == "userspace" or (wanted and record.original_name != wanted):
+            continue
+        if record.network != conf.name and not wanted:
+            continue  # another network's device: only a name says it is the one asked for
+        if pods.alive(record):
+            if wanted:
+                raise claimed(record.original_name, record, conf.name) from None
+            continue
+        release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+        repaired = True
+    return repaired

@@ -1,0 +1,41 @@
+"""DEL: release the IPAM allocation, then give the recorded device back; repeatable, never stuck.
+
+A second DEL, a DEL with an empty or vanished netns, a DEL of an ifname no ADD would take: all
+succeed, because the runtime retries a failed DEL forever and the pod stays terminating.
+"""
+
+from __future__ import annotations
+
+from cni_hostdev import logs, netns
+from cni_hostdev.locks import device_lock
+from cni_hostdev.plugin.call import Call
+from cni_hostdev.plugin.release import record_key, records_pod, release
+from cni_hostdev.state import StateStore
+
+log = logs.get_logger(__name__)
+
+
+def handle(call: Call) -> None:
+    conf, env = call.conf, call.env
+    if not env.attachable:
+        log.warning("DEL %s: CNI_IFNAME %r was never attachable; nothing to do", env.container_id, env.ifname)
+        return
+    # IPAM first: an allocation must not leak even when the netns or the device is gone.
+    if conf.ipam is not None:
+        call.ipam("DEL")
+    store = StateStore(conf.data_dir, conf.name)
+    record = store.load(env.container_id, env.ifname)
+    if record is None:
+        log.info("DEL %s/%s: nothing recorded, nothing to do", env.container_id, env.ifname)
+        return
+    with (
+        device_lock(
+            conf.data_dir, record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
+        ),
+        # An empty CNI_NETNS means the runtime lost track of the pod, not that the device left it.
+        records_pod(record, env.netns or record.netns) as pod,
+        netns.host() as host,
+    ):
+        what = release(record, pod, host)
+        store.remove(env.container_id, env.ifname)
+    log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)

@@ -1,0 +1,130 @@
+"""The command table, and one CNI call from environment and stdin to its answer.
+
+Each command's row says which CNI_* variables it needs, since which cniVersion it exists, and
+which module handles it (imported only when called: a DEL loads nothing of ADD's). Every
+failure leaves as a CNI error object printed in the config's version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cni_hostdev import logs, phases, versions
+from cni_hostdev.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV, NETLINK_FAILURE, CniError
+from cni_hostdev.plugin.call import Call, CniEnv, read_env
+
+log = logs.get_logger("host-device")
+ATTACHMENT = ("CNI_CONTAINERID", "CNI_IFNAME")
+Handler = Callable[[Call], "dict[str, Any] | None"]
+
+
+class Command:
+    __slots__ = ("first_version", "forgiving", "module", "name", "needs")
+
+    def __init__(self, name: str, module: str, needs: tuple[str, ...] = (), *, forgiving: bool = False) -> None:
+        self.name = name
+        self.module = module  # cni_hostdev.plugin.<module>.handle answers it
+        self.needs = needs
+        self.forgiving = forgiving  # DEL: an ifname no ADD would take is nothing to undo
+        self.first_version = versions.FIRST_VERSION.get(name)
+
+    def handler(self) -> Handler:
+        handle: Handler = importlib.import_module(f"cni_hostdev.plugin.{self.module}").handle
+        return handle
+
+
+COMMANDS = {
+    command.name: command
+    for command in (
+        Command("ADD", "add", (*ATTACHMENT, "CNI_NETNS")),
+        Command("DEL", "delete", ATTACHMENT, forgiving=True),
+        Command("CHECK", "check", (*ATTACHMENT, "CNI_NETNS")),
+        Command("STATUS", "status"),
+        Command("GC", "gc"),
+        Command("VERSION", ""),
+    )
+}
+
+
+def read_command_env(environ: Mapping[str, str] | os._Environ[str]) -> CniEnv:
+    name = environ.get("CNI_COMMAND", "")
+    command = COMMANDS.get(name)
+    if command is None:
+        raise CniError(INVALID_ENV, f"CNI_COMMAND {name!r} is not one of {', '.join(COMMANDS)}")
+    return read_env(environ, name, command.needs, command.forgiving)
+
+
+def _refuse_if_too_old(command: Command, cni_version: str) -> None:
+    first = command.first_version
+    if first is None:
+        return
+    from packaging.version import Version
+
+    if versions.parse(cni_version) < Version(first):
+        later = "" if first == versions.LATEST else " or later"
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"{command.name} is not defined for cniVersion {cni_version} (needs {first}{later})",
+        )
+
+
+def apply_log_level(level: object) -> None:
+    """Runtimes may show a plugin's stderr to users: quiet unless the config asks for more."""
+    if isinstance(level, str) and level.lower() in logs.LEVELS:
+        logs.set_level(logs.LEVELS[level.lower()])
+
+
+def answer_version(stdin: bytes) -> tuple[dict[str, Any], int]:
+    """VERSION is exec'd often and must stay cheap: no config model, no netlink."""
+    asked, conf = versions.requested(stdin)
+    apply_log_level(conf.get("logLevel"))
+    from cni_hostdev import __version__
+
+    log.info("host-device %s answers VERSION for cniVersion %s", __version__, asked)
+    return versions.answer(stdin), 0
+
+
+def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
+    """Run one CNI command; return (JSON to print, exit status). Never raises."""
+    if environ.get("CNI_COMMAND") == "VERSION":
+        phases.mark("ready")
+        return answer_version(stdin)
+    from cni_hostdev import config
+
+    # Errors answer in the config's version, even those found before the config is parsed.
+    cni_version = versions.known_or_latest(versions.requested(stdin)[0])
+    try:
+        env = read_command_env(environ)
+        raw = config.decode_stdin(stdin)
+        cni_version = config.config_version(raw)
+        apply_log_level(raw.get("logLevel"))
+        command = COMMANDS[env.command]
+        _refuse_if_too_old(command, cni_version)
+        conf = config.parse_netconf(raw, env.command)
+        if conf.type and conf.type != "host-device":
+            log.debug("configured type is %s; running as host-device", conf.type)
+        handle = command.handler()
+        phases.mark("ready")
+        return handle(Call(env, conf, environ)), 0
+    except CniError as err:
+        err.naming_node()
+        if err.code == INVALID_CONFIG or err.code >= 100:
+            log.error("%s", err.msg)
+        return err.to_json(versions.known_or_latest(cni_version)), 1
+    except Exception as err:  # the one place that turns surprises into CNI errors
+        return _unexpected(err, versions.known_or_latest(cni_version)), 1
+
+
+def _unexpected(err: Exception, cni_version: str) -> dict[str, Any]:
+    import traceback
+
+    from cni_hostdev.netlink import NetlinkError
+
+    if isinstance(err, NetlinkError):
+        log.error("netlink request failed: %s\n%s", err, traceback.format_exc())
+        return CniError(NETLINK_FAILURE, f"a netlink request failed: {err.strerror}").to_json(cni_version)
+    log.error("unexpected failure: %s\n%s", err, traceback.format_exc())
+    return CniError(INTERNAL, f"internal error: {type(err).__name__}: {err}").to_json(cni_version)

@@ -1,0 +1,23 @@
+"""GC: give back attachments the runtime no longer knows, and those whose pod died; then IPAM's GC."""
+
+from __future__ import annotations
+
+from cni_hostdev import logs
+from cni_hostdev.errors import DEVICE_IN_USE, CniError, node_name
+from cni_hostdev.plugin.call import Call
+from cni_hostdev.plugin.release import release_records
+from cni_hostdev.state import StateStore
+
+log = logs.get_logger(__name__)
+
+
+def handle(call: Call) -> None:
+    conf = call.conf
+    valid = set(conf.valid_attachments) if conf.valid_attachments is not None else None
+    done, failures = release_records(StateStore(conf.data_dir, conf.name), conf.lock_timeout, valid)
+    for line in done:
+        log.info("GC %s", line)
+    if conf.ipam is not None:
+        call.ipam("GC")
+    if failures:
+        raise CniError(DEVICE_IN_USE, f"GC on node {node_name()} could not release: " + "; ".join(failures))

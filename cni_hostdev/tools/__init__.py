@@ -1,0 +1,97 @@
+"""The node tools: the same binary is a small CLI when no CNI_COMMAND is set.
+
+`probe` (what this kernel can do), `inventory` (which devices are free, whose, the host's),
+`install` (into a CNI bin dir, atomically) and `repair` (the DaemonSet's loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from cni_hostdev import __version__, logs
+
+
+def main(args: list[str]) -> int:
+    """Run one node tool; its exit status."""
+    import argparse
+
+    from cni_hostdev.config import DEFAULT_DATA_DIR
+
+    parser = argparse.ArgumentParser(
+        prog="host-device",
+        description="A CNI plugin (run by a container runtime with CNI_COMMAND set), and its node tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"host-device {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    probe = sub.add_parser("probe", help="what this kernel can do when moving devices (cached per boot)")
+    probe.add_argument("--fresh", action="store_true", help="probe again instead of using this boot's cache")
+    inventory = sub.add_parser("inventory", help="the host's devices: free, claimed by a pod, or the host's own")
+    inventory.add_argument("--json", action="store_true")
+    inventory.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    inventory.add_argument(
+        "--config", metavar="FILE", help="only the devices this network config (conflist, NAD as JSON) names here"
+    )
+    install = sub.add_parser("install", help="install this binary into a CNI bin dir, atomically")
+    install.add_argument("--bin-dir", default="/opt/cni/bin")
+    install.add_argument("--name", default="host-device")
+    install.add_argument("--sha256", help="refuse a payload whose sha256 differs")
+    install.add_argument(
+        "--layout",
+        choices=("unpacked", "file"),
+        default="unpacked",
+        help="unpacked: a self-contained tree beside the entry, no extraction per exec (default); "
+        "file: copy the single static file",
+    )
+    install.add_argument(
+        "--node-bin-dir", help="the bin dir's path on the node, when --bin-dir is where a container mounts it"
+    )
+    repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
+    repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
+    repair.add_argument("--once", action="store_true", help="one pass, then exit (non-zero if any failed)")
+    opts = parser.parse_args(args)
+
+    if opts.command == "probe":
+        from cni_hostdev.probe import cached_probe
+
+        print(json.dumps(cached_probe(refresh=opts.fresh).to_json(), indent=2))
+        return 0
+    if opts.command == "inventory":
+        from cni_hostdev.tools.inventory import ConfigError, collect, collect_config, render
+
+        try:
+            entries = collect_config(opts.config) if opts.config else collect(opts.data_dir)
+        except ConfigError as err:
+            sys.stderr.write(f"host-device inventory: {err}\n")
+            return 1
+        print(render(entries, as_json=opts.json))
+        return 0
+    if opts.command == "install":
+        from cni_hostdev.tools import install as installer
+
+        try:
+            source = installer.running_binary()
+            if opts.sha256 and installer.sha256_of(source) != opts.sha256.lower():
+                raise installer.InstallError(f"payload {source} does not have sha256 {opts.sha256}")
+            target = os.path.join(opts.bin_dir, opts.name)
+            node_bin_dir = opts.node_bin_dir or opts.bin_dir
+            if opts.layout == "file":
+                outcome = installer.install(source, opts.bin_dir, opts.name)
+                print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
+            else:
+                outcome, launcher = installer.install_unpacked(source, opts.bin_dir, node_bin_dir, opts.name)
+                print(f"{outcome} {target} -> {launcher}")
+            if os.path.realpath(node_bin_dir) == os.path.realpath(opts.bin_dir):
+                print(installer.installed_version(target))
+            else:
+                print(f"not running {target} here: its loader path is valid on the node ({node_bin_dir})")
+        except installer.InstallError as err:
+            sys.stderr.write(f"host-device install: {err}\n")
+            return 1
+        return 0
+    from cni_hostdev.tools.repair import repair_loop
+
+    logs.set_level(logs.INFO)
+    return repair_loop(opts.data_dir, opts.interval, opts.once)
