@@ -188,14 +188,50 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
     """The config of `command` (whose cniVersion gate the command table checks: plugin/dispatch.py)."""
     cni_version = config_version(conf)
     version = parse_version(cni_version)
+    # In this order, so that of several problems the same one is always named first.
+    name = _network_name(conf)
+    plugin_type = _string(conf, "type") or ""
+    selectors, pool = _selection(conf, command)
+    strategy, data_dir, ipam = _move_strategy(conf), _data_dir(conf), _ipam(conf)
+    prev_result = None
+    if conf.get("prevResult") is not None:
+        prev_result = Result.from_json(conf["prevResult"], cni_version)
+    allow, use_interface_network = _flag(conf, "allowHostAddresses"), _flag(conf, "useInterfaceNetwork")
+    lock_timeout = _lock_timeout(conf)
+    dns = conf.get("dns")
+    if dns is not None and not isinstance(dns, dict):
+        raise CniError(INVALID_CONFIG, "config key dns must be an object")
+    return NetConf(
+        cni_version=cni_version,
+        version=version,
+        name=name,
+        type=plugin_type,
+        selectors=selectors,
+        move_strategy=strategy,
+        data_dir=data_dir,
+        ipam=ipam,
+        prev_result=prev_result,
+        valid_attachments=_attachments(conf) if command == "GC" else None,
+        allow_host_addresses=allow,
+        lock_timeout=lock_timeout,
+        dns=DNS.from_json(dns),
+        raw=conf,
+        pool=pool,
+        use_interface_network=use_interface_network,
+    )
 
+
+def _network_name(conf: dict[str, Any]) -> str:
     name = _string(conf, "name")
     if not name:
         raise CniError(INVALID_CONFIG, "config key name is missing")
     if not _NETWORK_NAME.match(name):
         raise CniError(INVALID_CONFIG, f"config key name {name!r} has characters outside [A-Za-z0-9_.-]")
-    plugin_type = _string(conf, "type") or ""
+    return name
 
+
+def _selection(conf: dict[str, Any], command: str) -> tuple[Selectors, tuple[Candidate, ...] | None]:
+    """The one device selected (and a deviceID injected by Multus), or the `devices` pool."""
     runtime = conf.get("runtimeConfig") or {}
     if not isinstance(runtime, dict):
         raise CniError(INVALID_CONFIG, "config key runtimeConfig must be an object")
@@ -214,66 +250,48 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
             "no device selected: set one of device, hwaddr, kernelpath, pciBusID, devices, deviceID "
             "or runtimeConfig.deviceID",
         )
+    return selectors, pool
 
+
+def _move_strategy(conf: dict[str, Any]) -> str:
     strategy = _string(conf, "moveStrategy") or "auto"
     if strategy not in MOVE_STRATEGIES:
         raise CniError(
             INVALID_CONFIG, f"config key moveStrategy {strategy!r} is not one of {', '.join(MOVE_STRATEGIES)}"
         )
+    return strategy
+
+
+def _data_dir(conf: dict[str, Any]) -> str:
     data_dir = _string(conf, "dataDir") or DEFAULT_DATA_DIR
     if not os.path.isabs(data_dir) or os.path.normpath(data_dir) != data_dir.rstrip("/") or data_dir.strip("/") == "":
         raise CniError(
             INVALID_CONFIG, f"config key dataDir {data_dir[:80]!r} must be a normalized absolute path below /"
         )
+    return data_dir
 
+
+def _ipam(conf: dict[str, Any]) -> dict[str, Any] | None:
     ipam = conf.get("ipam")
     if ipam is not None and not isinstance(ipam, dict):
         raise CniError(INVALID_CONFIG, "config key ipam must be an object")
     if not ipam:
-        ipam = None
-    elif ipam is not None:
-        ipam_type = ipam.get("type")
-        if not isinstance(ipam_type, str) or not ipam_type:
-            raise CniError(INVALID_CONFIG, "config key ipam.type is missing")
-        if "/" in ipam_type or ipam_type in (".", ".."):
-            raise CniError(INVALID_CONFIG, f"config key ipam.type {ipam_type!r} must be a plain plugin name")
+        return None
+    ipam_type = ipam.get("type")
+    if not isinstance(ipam_type, str) or not ipam_type:
+        raise CniError(INVALID_CONFIG, "config key ipam.type is missing")
+    if "/" in ipam_type or ipam_type in (".", ".."):
+        raise CniError(INVALID_CONFIG, f"config key ipam.type {ipam_type!r} must be a plain plugin name")
+    return ipam
 
-    prev_result = None
-    if conf.get("prevResult") is not None:
-        prev_result = Result.from_json(conf["prevResult"], cni_version)
 
-    allow = _flag(conf, "allowHostAddresses")
-    use_interface_network = _flag(conf, "useInterfaceNetwork")
+def _lock_timeout(conf: dict[str, Any]) -> float:
     lock_timeout = conf.get("lockTimeout", 10.0)
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or not 0 < lock_timeout <= 600:
         raise CniError(
             INVALID_CONFIG, f"config key lockTimeout {json.dumps(lock_timeout)[:80]} must be 0 < seconds <= 600"
         )
-    dns = conf.get("dns")
-    if dns is not None and not isinstance(dns, dict):
-        raise CniError(INVALID_CONFIG, "config key dns must be an object")
-
-    valid_attachments = None
-    if command == "GC":
-        valid_attachments = _attachments(conf)
-    return NetConf(
-        cni_version=cni_version,
-        version=version,
-        name=name,
-        type=plugin_type,
-        selectors=selectors,
-        move_strategy=strategy,
-        data_dir=data_dir,
-        ipam=ipam,
-        prev_result=prev_result,
-        valid_attachments=valid_attachments,
-        allow_host_addresses=allow,
-        lock_timeout=float(lock_timeout),
-        dns=DNS.from_json(dns),
-        raw=conf,
-        pool=pool,
-        use_interface_network=use_interface_network,
-    )
+    return float(lock_timeout)
 
 
 def _flag(conf: dict[str, Any], key: str) -> bool:

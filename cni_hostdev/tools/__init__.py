@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -15,8 +16,23 @@ from cni_hostdev import __version__, logs
 
 def main(args: list[str]) -> int:
     """Run one node tool; its exit status."""
-    import argparse
+    opts = _parser().parse_args(args)
+    if opts.command == "probe":
+        from cni_hostdev.probe import cached_probe
 
+        print(json.dumps(cached_probe(refresh=opts.fresh).to_json(), indent=2))
+        return 0
+    if opts.command == "inventory":
+        return _inventory(opts)
+    if opts.command == "install":
+        return _install(opts)
+    from cni_hostdev.tools.repair import repair_loop
+
+    logs.set_level(logs.INFO)
+    return repair_loop(opts.data_dir, opts.interval, opts.once)
+
+
+def _parser() -> argparse.ArgumentParser:
     from cni_hostdev.config import DEFAULT_DATA_DIR
 
     parser = argparse.ArgumentParser(
@@ -51,47 +67,41 @@ def main(args: list[str]) -> int:
     repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
     repair.add_argument("--once", action="store_true", help="one pass, then exit (non-zero if any failed)")
-    opts = parser.parse_args(args)
+    return parser
 
-    if opts.command == "probe":
-        from cni_hostdev.probe import cached_probe
 
-        print(json.dumps(cached_probe(refresh=opts.fresh).to_json(), indent=2))
-        return 0
-    if opts.command == "inventory":
-        from cni_hostdev.tools.inventory import ConfigError, collect, collect_config, render
+def _inventory(opts: argparse.Namespace) -> int:
+    from cni_hostdev.tools.inventory import ConfigError, collect, collect_config, render
 
-        try:
-            entries = collect_config(opts.config) if opts.config else collect(opts.data_dir)
-        except ConfigError as err:
-            sys.stderr.write(f"host-device inventory: {err}\n")
-            return 1
-        print(render(entries, as_json=opts.json))
-        return 0
-    if opts.command == "install":
-        from cni_hostdev.tools import install as installer
+    try:
+        entries = collect_config(opts.config) if opts.config else collect(opts.data_dir)
+    except ConfigError as err:
+        sys.stderr.write(f"host-device inventory: {err}\n")
+        return 1
+    print(render(entries, as_json=opts.json))
+    return 0
 
-        try:
-            source = installer.running_binary()
-            if opts.sha256 and installer.sha256_of(source) != opts.sha256.lower():
-                raise installer.InstallError(f"payload {source} does not have sha256 {opts.sha256}")
-            target = os.path.join(opts.bin_dir, opts.name)
-            node_bin_dir = opts.node_bin_dir or opts.bin_dir
-            if opts.layout == "file":
-                outcome = installer.install(source, opts.bin_dir, opts.name)
-                print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
-            else:
-                outcome, launcher = installer.install_unpacked(source, opts.bin_dir, node_bin_dir, opts.name)
-                print(f"{outcome} {target} -> {launcher}")
-            if os.path.realpath(node_bin_dir) == os.path.realpath(opts.bin_dir):
-                print(installer.installed_version(target))
-            else:
-                print(f"not running {target} here: its loader path is valid on the node ({node_bin_dir})")
-        except installer.InstallError as err:
-            sys.stderr.write(f"host-device install: {err}\n")
-            return 1
-        return 0
-    from cni_hostdev.tools.repair import repair_loop
 
-    logs.set_level(logs.INFO)
-    return repair_loop(opts.data_dir, opts.interval, opts.once)
+def _install(opts: argparse.Namespace) -> int:
+    from cni_hostdev.tools import install as installer
+
+    try:
+        source = installer.running_binary()
+        if opts.sha256 and installer.sha256_of(source) != opts.sha256.lower():
+            raise installer.InstallError(f"payload {source} does not have sha256 {opts.sha256}")
+        target = os.path.join(opts.bin_dir, opts.name)
+        node_bin_dir = opts.node_bin_dir or opts.bin_dir
+        if opts.layout == "file":
+            outcome = installer.install(source, opts.bin_dir, opts.name)
+            print(f"{outcome} {target} (sha256 {installer.sha256_of(target)})")
+        else:
+            outcome, launcher = installer.install_unpacked(source, opts.bin_dir, node_bin_dir, opts.name)
+            print(f"{outcome} {target} -> {launcher}")
+        if os.path.realpath(node_bin_dir) == os.path.realpath(opts.bin_dir):
+            print(installer.installed_version(target))
+        else:
+            print(f"not running {target} here: its loader path is valid on the node ({node_bin_dir})")
+    except installer.InstallError as err:
+        sys.stderr.write(f"host-device install: {err}\n")
+        return 1
+    return 0

@@ -183,8 +183,6 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
     Returns (outcome, launcher path as the node sees it). `node_bin_dir` is the bin
     dir's path on the node when we run in a container with it mounted elsewhere.
     """
-    import tarfile
-
     payload = read_payload(source)
     if payload is None:
         raise InstallError(f"{source} carries no unpacked bundle; use --layout file")
@@ -199,29 +197,7 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
     if previous == link_target and os.path.exists(os.path.join(final, ".complete")):
         return "unchanged", node_launcher
     if not os.path.exists(os.path.join(final, ".complete")):
-        staging = os.path.join(bin_dir, f".{name}.unpack{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            os.mkdir(staging, 0o755)
-            import io
-
-            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
-                tar.extractall(staging, filter="data")
-            program = os.path.join(staging, TREE_PROGRAM)
-            os.rename(os.path.join(staging, LAUNCHER), program)
-            set_interpreter(program, os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
-            fd = os.open(os.path.join(staging, LAUNCHER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
-            with os.fdopen(fd, "wb") as f:
-                f.write(_tree_launcher(source))
-            with open(os.path.join(staging, ".complete"), "w") as f:
-                f.write(f"{__version__}\n")
-            _fsync_tree(staging)
-            shutil.rmtree(final, ignore_errors=True)
-            os.rename(staging, final)
-        except (OSError, tarfile.TarError) as err:
-            raise InstallError(f"cannot unpack into {bin_dir}: {err}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        _unpack(source, payload, bin_dir, node_bin_dir, name, bundle)
     temp_link = os.path.join(bin_dir, f".{name}.link{os.getpid()}")
     try:
         if os.path.lexists(temp_link):
@@ -230,6 +206,40 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
         os.replace(temp_link, target)  # one rename: a runtime sees the old entry or the new, never none
     except OSError as err:
         raise InstallError(f"cannot point {target} at {link_target}: {err}") from None
+    _remove_older_bundles(bin_dir, name, bundle, previous)
+    return "installed", node_launcher
+
+
+def _unpack(source: str, payload: bytes, bin_dir: str, node_bin_dir: str, name: str, bundle: str) -> None:
+    """The bundle, complete, at `bin_dir/bundle`: unpacked beside it, fsync'd, renamed into place."""
+    import io
+    import tarfile
+
+    final = os.path.join(bin_dir, bundle)
+    staging = os.path.join(bin_dir, f".{name}.unpack{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        os.mkdir(staging, 0o755)
+        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
+            tar.extractall(staging, filter="data")
+        program = os.path.join(staging, TREE_PROGRAM)
+        os.rename(os.path.join(staging, LAUNCHER), program)
+        set_interpreter(program, os.path.join(node_bin_dir, bundle, "_internal", "ld.so"))
+        fd = os.open(os.path.join(staging, LAUNCHER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_tree_launcher(source))
+        with open(os.path.join(staging, ".complete"), "w") as f:
+            f.write(f"{__version__}\n")
+        _fsync_tree(staging)
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(staging, final)
+    except (OSError, tarfile.TarError) as err:
+        raise InstallError(f"cannot unpack into {bin_dir}: {err}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_older_bundles(bin_dir: str, name: str, bundle: str, previous: str | None) -> None:
     for entry in os.listdir(bin_dir):
         # Keep the new bundle and the one just replaced: a pod's ADD may still be running from it.
         if (
@@ -238,4 +248,3 @@ def install_unpacked(source: str, bin_dir: str, node_bin_dir: str, name: str = "
             and (previous is None or not previous.startswith(entry + "/"))
         ):
             shutil.rmtree(os.path.join(bin_dir, entry), ignore_errors=True)
-    return "installed", node_launcher

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Plugin, Sandbox, conf_for, pod_env
-from tests.test_refusals import _in, _links, _node, _veth
+from tests.kernel.test_refusals import _in, _links, _node, _veth
 
 
 def _ip(node: str, *args: str) -> str:
