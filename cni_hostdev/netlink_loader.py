@@ -21,17 +21,25 @@ from typing import Any
 from cni_hostdev import logs
 
 STAND_INS = ("multiprocessing", "logging", "traceback", "platform")
-# Calls of a stand-in that did something real on behalf of pyroute2 (the logging ones do: they
-# hand pyroute2 our stderr writer). The others must never be called: the test reads this list.
+# Every call of a stand-in while the message modules load, by name ("platform.uname"). Those that
+# answer (logging hands over our stderr writer, platform answers from os and struct) are expected;
+# tests/unit/test_netlink_loader.py pins which, and that the others are never called.
 calls: list[str] = []
 
 
-def _never(name: str) -> Any:
-    def called(*_: object, **__: object) -> Any:
+def _recorded(name: str, answer: Any) -> Any:
+    def called(*args: object, **kwargs: object) -> Any:
         calls.append(name)
-        raise RuntimeError(f"pyroute2 called {name}, which host-device does not provide")
+        return answer(*args, **kwargs)
 
     return called
+
+
+def _never(name: str) -> Any:
+    def refuse(*_: object, **__: object) -> Any:
+        raise RuntimeError(f"pyroute2 called {name}, which host-device does not provide")
+
+    return _recorded(name, refuse)
 
 
 def _real_traceback() -> types.ModuleType:
@@ -49,22 +57,36 @@ def _stand_ins() -> dict[str, types.ModuleType]:
         setattr(multiprocessing, name, _never(f"multiprocessing.{name}"))
 
     logging = types.ModuleType("logging")
-    logging.getLogger = logs.get_logger  # type: ignore[attr-defined]
-    logging.error = logs.get_logger("pyroute2").error  # type: ignore[attr-defined]
-    logging.warning = logs.get_logger("pyroute2").warning  # type: ignore[attr-defined]
+    logging.getLogger = _recorded("logging.getLogger", logs.get_logger)  # type: ignore[attr-defined]
+    logging.error = _recorded("logging.error", logs.get_logger("pyroute2").error)  # type: ignore[attr-defined]
+    logging.warning = _recorded("logging.warning", logs.get_logger("pyroute2").warning)  # type: ignore[attr-defined]
 
     traceback = types.ModuleType("traceback")
-    traceback.format_exc = lambda *a, **k: _real_traceback().format_exc(*a, **k)  # type: ignore[attr-defined]
-    traceback.format_stack = lambda *a, **k: _real_traceback().format_stack(*a, **k)  # type: ignore[attr-defined]
-
-    uname = os.uname()
-    platform = types.ModuleType("platform")
-    platform.uname = lambda: types.SimpleNamespace(  # type: ignore[attr-defined]
-        system=uname.sysname, node=uname.nodename, release=uname.release, version=uname.version, machine=uname.machine
+    traceback.format_exc = _recorded("traceback.format_exc", lambda *a, **k: _real_traceback().format_exc(*a, **k))  # type: ignore[attr-defined]
+    traceback.format_stack = _recorded(  # type: ignore[attr-defined]
+        "traceback.format_stack", lambda *a, **k: _real_traceback().format_stack(*a, **k)
     )
-    platform.machine = lambda: uname.machine  # type: ignore[attr-defined]
-    platform.architecture = lambda executable="": (f"{struct.calcsize('P') * 8}bit", "ELF")  # type: ignore[attr-defined]
+
+    platform = types.ModuleType("platform")
+    for name, answer in platform_answers().items():
+        setattr(platform, name, _recorded(f"platform.{name}", answer))
     return {"multiprocessing": multiprocessing, "logging": logging, "traceback": traceback, "platform": platform}
+
+
+def platform_answers() -> dict[str, Any]:
+    """What the `platform` stand-in answers, from os and struct (the real module costs ~3 ms)."""
+    uname = os.uname()
+    return {
+        "uname": lambda: types.SimpleNamespace(
+            system=uname.sysname,
+            node=uname.nodename,
+            release=uname.release,
+            version=uname.version,
+            machine=uname.machine,
+        ),
+        "machine": lambda: uname.machine,
+        "architecture": lambda executable="": (f"{struct.calcsize('P') * 8}bit", "ELF"),
+    }
 
 
 def _placeholder_package() -> None:

@@ -10,7 +10,7 @@
  * Only input this file is sure about is answered here: a JSON object of plain ASCII whose
  * top-level keys need no unescaping, without "logLevel" (the plugin logs then), NaN,
  * Infinity, long numbers or deep nesting. Anything else, valid or not, goes to the plugin
- * as it always did, with stdin put back as it was read. tests/test_version_answer.py
+ * as it always did, with stdin put back as it was read. tests/product/test_version_answer.py
  * holds the two answers side by side.
  */
 #define _GNU_SOURCE

@@ -17,6 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "dist" / "host-device"
 PROTECTED = {"eth0", "lo", "ifb0", "ifb1"}
+STATIC = "/usr/lib/cni/static"  # the reference IPAM plugins (Debian's containernetworking-plugins)
+STRATEGIES = ["atomic", "rename-then-move"]
+NODE = os.uname().nodename  # what "on node NAME" in refusals names
 _counter = itertools.count()
 
 
@@ -165,3 +168,14 @@ def conf_for(plugin: Plugin, version: str = "1.1.0", **keys: Any) -> dict[str, A
 
 def pod_env(pod: str, container_id: str = "ctr1", ifname: str = "net1") -> dict[str, str]:
     return {"CNI_CONTAINERID": container_id, "CNI_NETNS": netns_path(pod), "CNI_IFNAME": ifname}
+
+
+def record_files(plugin: Plugin) -> list[str]:
+    directory = os.path.join(plugin.data_dir, "tnet")
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def refund_to_host(pod: str, ifname: str) -> None:
+    """What the kernel does with a physical NIC when its netns dies: back to the host under the pod name."""
+    ip("-n", pod, "link", "set", ifname, "netns", "1")
+    ip("netns", "del", pod)

@@ -277,10 +277,7 @@ def _add_userspace(call: Call, store: StateStore, pci: str, driver: str) -> dict
     with device_lock(conf.data_dir, identity(pci, None, pci), pci, conf.lock_timeout):
         for record in store.all():
             if record.pci_address == pci and pods.alive(record):
-                raise CniError(
-                    DEVICE_IN_USE,
-                    f"PCI device {pci} ({driver}) is claimed by container {record.container_id} (netns {record.netns})",
-                )
+                raise claims.claimed(f"{pci} ({driver})", record, conf.name, what="PCI device")
         record = Record(
             network=conf.name,
             container_id=env.container_id,

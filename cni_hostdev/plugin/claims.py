@@ -85,12 +85,12 @@ def refuse_if_host_uses(conf: NetConf, host: Namespace, device: Link) -> None:
         raise refusal
 
 
-def claimed(device: str, record: Record, network: str) -> CniError:
+def claimed(device: str, record: Record, network: str, *, what: str = "device") -> CniError:
     """The refusal of a device a live attachment holds; `network` is the one asking."""
     other = "" if record.network == network else f" of network {record.network}"
     return CniError(
         DEVICE_IN_USE,
-        f"device {device} is claimed by container {record.container_id}{other} "
+        f"{what} {device} is claimed by container {record.container_id}{other} "
         f"(netns {record.netns}, as {record.ifname})",
     )
 

@@ -12,7 +12,7 @@ from cni_hostdev.errors import CniError
 from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin.claims import NodeNetwork, host_use
-from cni_hostdev.state import StateStore, every_record, networks
+from cni_hostdev.state import every_record
 
 
 @dataclass
@@ -46,20 +46,19 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
                 detail=_reason(use.msg) if use else "",
             )
         )
-    for network in networks(data_dir):
-        for record in StateStore(data_dir, network).all():
-            alive = pods.alive(record)
-            entries.append(
-                Entry(
-                    name=record.original_name or record.pci_address or "",
-                    mac=record.perm_mac or record.mac,
-                    pci=record.pci_address or "",
-                    driver="userspace" if record.kind == "userspace" else "",
-                    state="claimed" if alive else "stale",
-                    detail=f"{network}: container {record.container_id} netns {record.netns} as {record.ifname}"
-                    + ("" if alive else " (netns gone: DEL or GC will repair)"),
-                )
+    for record in every_record(data_dir):
+        alive = pods.alive(record)
+        entries.append(
+            Entry(
+                name=record.original_name or record.pci_address or "",
+                mac=record.perm_mac or record.mac,
+                pci=record.pci_address or "",
+                driver="userspace" if record.kind == "userspace" else "",
+                state="claimed" if alive else "stale",
+                detail=f"{record.network}: container {record.container_id} netns {record.netns} as {record.ifname}"
+                + ("" if alive else " (netns gone: DEL or GC will repair)"),
             )
+        )
     return entries
 
 

@@ -11,14 +11,20 @@ import pytest
 
 from cni_hostdev import lookup
 from cni_hostdev.plugin import dispatch
-from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, netns_path, pod_env
-
-STRATEGIES = ["atomic", "rename-then-move"]
-
-
-def _record_files(plugin: Plugin) -> list[str]:
-    directory = os.path.join(plugin.data_dir, "tnet")
-    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+from tests.conftest import (
+    STATIC,
+    STRATEGIES,
+    Plugin,
+    Sandbox,
+    conf_for,
+    ip,
+    is_up,
+    link_json,
+    link_names,
+    netns_path,
+    pod_env,
+    record_files,
+)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -62,7 +68,7 @@ def test_add_check_del_round_trip(plugin: Plugin, sandbox: Sandbox, strategy: st
     assert after["ifalias"] == "uplink-of-rack-7"
     assert is_up(after)
     assert "net1" not in link_names(pod)
-    assert _record_files(plugin) == []
+    assert record_files(plugin) == []
 
     again = plugin.run("DEL", conf, **env)
     assert again.status == 0 and again.out is None
@@ -77,7 +83,7 @@ def test_name_already_in_pod_fails_and_nothing_moves(plugin: Plugin, sandbox: Sa
     assert "net1" in out.out["msg"] if out.out else False
     info = link_json(dev)
     assert info is not None and is_up(info)
-    assert _record_files(plugin) == []
+    assert record_files(plugin) == []
 
 
 @pytest.mark.parametrize(
@@ -109,7 +115,7 @@ def test_failure_at_any_step_rolls_back(plugin: Plugin, sandbox: Sandbox, strate
     assert before is not None and after["address"] == before["address"] and is_up(after)
     assert after.get("ifalias") in (None, ""), "the alias we set is taken back"
     assert link_names(pod) <= {"lo"}
-    assert _record_files(plugin) == []
+    assert record_files(plugin) == []
 
 
 def test_fault_hook_is_inert_without_the_test_flag(source_plugin: Plugin, sandbox: Sandbox) -> None:
@@ -221,9 +227,6 @@ def test_prev_result_is_kept_when_chained(source_plugin: Plugin, sandbox: Sandbo
     assert out.status == 0 and out.out is not None
     assert [i["name"] for i in out.out["interfaces"]] == ["eth0", "net1"]
     assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
-
-
-STATIC = "/usr/lib/cni/static"
 
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, pod_env
-
-STRATEGIES = ["atomic", "rename-then-move"]
-
-
-def _record_files(plugin: Plugin) -> list[str]:
-    directory = os.path.join(plugin.data_dir, "tnet")
-    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+from tests.conftest import STRATEGIES, Plugin, Sandbox, conf_for, ip, is_up, link_json, pod_env, record_files
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -55,7 +46,7 @@ def test_del_with_vanished_or_empty_netns_succeeds(source_plugin: Plugin, sandbo
     gone = source_plugin.run("DEL", conf, **pod_env(pod))
     assert gone.status == 0, gone.stdout
     assert "no longer exists" in gone.stderr, "a vanished virtual device is logged"
-    assert _record_files(source_plugin) == []
+    assert record_files(source_plugin) == []
     empty = source_plugin.run("DEL", conf, **{**pod_env(pod), "CNI_NETNS": ""})
     assert empty.status == 0
 
@@ -72,7 +63,7 @@ def test_original_name_taken_at_del_keeps_device_and_record(source_plugin: Plugi
     assert blocked.status == 1 and blocked.code == 103
     assert dev in blocked.out["msg"] if blocked.out else False
     assert link_json("net1", pod) is not None, "the device stays in the pod"
-    assert _record_files(source_plugin) == ["ctr1-net1.json"]
+    assert record_files(source_plugin) == ["ctr1-net1.json"]
     ip("link", "del", dev)
     retried = source_plugin.run("DEL", conf, **pod_env(pod))
     assert retried.status == 0

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env
-
-
-def _record_files(plugin: Plugin) -> list[str]:
-    directory = os.path.join(plugin.data_dir, "tnet")
-    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env, record_files
 
 
 def test_gc_releases_attachments_not_in_the_valid_list(source_plugin: Plugin, sandbox: Sandbox) -> None:
@@ -23,5 +16,5 @@ def test_gc_releases_attachments_not_in_the_valid_list(source_plugin: Plugin, sa
     assert out.status == 0, out.stdout
     assert drop in link_names() and keep not in link_names()
     assert link_json("net1", pod_keep) is not None
-    assert _record_files(source_plugin) == ["keep-net1.json"]
+    assert record_files(source_plugin) == ["keep-net1.json"]
     assert source_plugin.run("DEL", conf_for(source_plugin), **pod_env(pod_keep, "keep")).status == 0

@@ -8,10 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, pod_env
-
-STATIC = "/usr/lib/cni/static"
-
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, ip, pod_env
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, link_names, pod_env
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, ip, link_names, pod_env
 
-STATIC = "/usr/lib/cni/static"
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
 
 

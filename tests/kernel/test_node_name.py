@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from tests.conftest import Plugin, Sandbox, conf_for, ip, pod_env
-
-NODE = os.uname().nodename
+from tests.conftest import NODE, Plugin, Sandbox, conf_for, ip, pod_env
 
 
 def test_every_device_refusal_names_the_node(plugin: Plugin, sandbox: Sandbox) -> None:

@@ -19,9 +19,7 @@ import pytest
 
 from cni_hostdev import lookup
 from cni_hostdev.plugin import dispatch
-from tests.conftest import Outcome, Plugin, Sandbox, conf_for, ip, link_json, netns_path, pod_env
-
-NODE = os.uname().nodename
+from tests.conftest import NODE, Outcome, Plugin, Sandbox, conf_for, ip, link_json, netns_path, pod_env
 
 
 def pool_of(sandbox: Sandbox, count: int) -> list[str]:

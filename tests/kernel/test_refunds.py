@@ -6,18 +6,9 @@ import os
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, pod_env
-
-STATIC = "/usr/lib/cni/static"
-
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, pod_env, refund_to_host
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
-
-
-def _refund(pod: str, ifname: str) -> None:
-    """What the kernel does with a physical NIC when its netns dies: back to the host under the pod name."""
-    ip("-n", pod, "link", "set", ifname, "netns", "1")
-    ip("netns", "del", pod)
 
 
 @pytest.mark.parametrize("repair_by", ["DEL", "GC", "ADD"])
@@ -29,7 +20,7 @@ def test_refunded_device_gets_its_name_back(source_plugin: Plugin, sandbox: Sand
     conf = conf_for(source_plugin, device=dev)
     assert source_plugin.run("ADD", conf, **pod_env(pod, ifname=refunded_as)).status == 0
     ip("-n", pod, "link", "set", refunded_as, "mtu", "1300")
-    _refund(pod, refunded_as)
+    refund_to_host(pod, refunded_as)
     sandbox.links.append(refunded_as)
     assert refunded_as in link_names() and dev not in link_names()
 

@@ -9,18 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, link_json, link_names, pod_env
-
-STATIC = "/usr/lib/cni/static"
-
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, link_json, link_names, pod_env, refund_to_host
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
-
-
-def _refund(pod: str, ifname: str) -> None:
-    """What the kernel does with a physical NIC when its netns dies: back to the host under the pod name."""
-    ip("-n", pod, "link", "set", ifname, "netns", "1")
-    ip("netns", "del", pod)
 
 
 def test_repair_loop_gives_back_devices_of_dead_pods_and_survives_missing_privileges(
@@ -46,7 +37,7 @@ def test_repair_loop_gives_back_devices_of_dead_pods_and_survives_missing_privil
     assert weak.returncode == 1 and "Traceback" not in weak.stderr and "alive" in weak.stderr, weak.stderr
     assert record.exists() and link_json("net1", live) is not None
 
-    _refund(pod, refunded_as)
+    refund_to_host(pod, refunded_as)
     sandbox.links.append(refunded_as)
     strong = subprocess.run(repair, env=env, capture_output=True, text=True)
     assert strong.returncode == 0, strong.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cni_hostdev.move import STAGING_DIR
-from tests.conftest import Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
 
 ADD_STEPS = {
     "atomic": ["record-written", "moved-to-pod", "up", "attached", "ipam-added", "ipam-applied"],
@@ -33,7 +33,6 @@ ADD_STEPS = {
 }
 FOLLOW_UPS = ["DEL", "GC", "ADD"]
 CASES = [(s, step, nxt) for s, steps in ADD_STEPS.items() for step in steps for nxt in FOLLOW_UPS]
-STATIC = "/usr/lib/cni/static"
 
 
 def _staging_leftovers(tag: str) -> list[str]:

@@ -19,7 +19,6 @@ import pytest
 
 from tests.conftest import BINARY, Plugin, Sandbox, conf_for, ip, link_json, link_names, netns_path
 
-STATIC = "/usr/lib/cni/static"
 HOST_LOCAL = "/usr/lib/cni/host-local"
 
 

@@ -11,10 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env
-
-STATIC = "/usr/lib/cni/static"
-
+from tests.conftest import STATIC, Plugin, Sandbox, conf_for, link_json, link_names, pod_env
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
 
