@@ -214,17 +214,7 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
         for route in result.routes:
             gw = route.gw or gateways.get(route.family)
             try:
-                routing.add_route(
-                    pod,
-                    route.dst,
-                    oif=link.index,
-                    gw=gw,
-                    mtu=route.mtu,
-                    advmss=route.advmss,
-                    priority=route.priority,
-                    table=route.table,
-                    scope=route.scope,
-                )
+                routing.add_route(pod, route, oif=link.index, gw=gw)
             except NetlinkError as err:
                 raise CniError(
                     IPAM_FAILURE, f"cannot add route {route.dst} via {gw or 'link'} on {link.name}: {err.strerror}"

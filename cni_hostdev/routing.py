@@ -31,6 +31,7 @@ from cni_hostdev.netlink import (
     rtmsg,
 )
 from cni_hostdev.netlink_loader import fibmsg
+from cni_hostdev.result import Route
 
 IFA_F_PERMANENT = 0x80
 _ADDRESS_FLAGS = ((0x01, "temporary"), (0x100, "mngtmpaddr"), (0x800, "stable-privacy"), (0x20, "deprecated"))
@@ -260,21 +261,12 @@ def add_address(rtnl: Rtnl, index: int, cidr: str) -> None:
     rtnl.request(msg, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
 
-def add_route(
-    rtnl: Rtnl,
-    dst: str,
-    *,
-    oif: int,
-    gw: str | None = None,
-    mtu: int | None = None,
-    advmss: int | None = None,
-    priority: int | None = None,
-    table: int | None = None,
-    scope: int | None = None,
-) -> None:
+def add_route(rtnl: Rtnl, route: Route, *, oif: int, gw: str | None = None) -> None:
+    """A result's route on link `oif`, through `gw` (the route's own, or its address's gateway)."""
     import ipaddress
 
-    network = ipaddress.ip_network(dst, strict=False)
+    network = ipaddress.ip_network(route.dst, strict=False)
+    table, scope = route.table, route.scope
     msg = rtmsg()
     msg["family"] = socket.AF_INET if network.version == 4 else socket.AF_INET6
     msg["dst_len"] = network.prefixlen
@@ -287,11 +279,12 @@ def add_route(
         attrs.append(("RTA_DST", str(network.network_address)))
     if gw:
         attrs.append(("RTA_GATEWAY", gw))
-    if priority is not None:
-        attrs.append(("RTA_PRIORITY", priority))
+    if route.priority is not None:
+        attrs.append(("RTA_PRIORITY", route.priority))
     if table is not None:
         attrs.append(("RTA_TABLE", table))
-    metrics = [(key, value) for key, value in (("RTAX_MTU", mtu), ("RTAX_ADVMSS", advmss)) if value is not None]
+    given = (("RTAX_MTU", route.mtu), ("RTAX_ADVMSS", route.advmss))
+    metrics = [(key, value) for key, value in given if value is not None]
     if metrics:
         attrs.append(("RTA_METRICS", {"attrs": metrics}))
     msg["attrs"] = attrs

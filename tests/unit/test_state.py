@@ -13,7 +13,7 @@ import pytest
 
 from cni_hostdev.errors import STATE_FAILURE, CniError
 from cni_hostdev.files import write_atomically
-from cni_hostdev.state import Record, StateStore, every_record, networks
+from cni_hostdev.state import _REQUIRED, Record, StateStore, every_record, networks
 
 
 def record(**overrides: Any) -> Record:
@@ -50,25 +50,7 @@ def test_a_record_comes_back_as_it_was_written_private_to_root(tmp_path: Path) -
 
 def test_a_record_of_an_older_version_is_read_with_what_it_has(tmp_path: Path) -> None:
     """Written before phases, pins, altnames, drivers and interface networks existed."""
-    old = {
-        k: v
-        for k, v in record().to_json().items()
-        if k
-        in (
-            "network",
-            "container_id",
-            "ifname",
-            "netns",
-            "original_name",
-            "original_alias",
-            "mac",
-            "perm_mac",
-            "mtu",
-            "was_up",
-            "ifindex",
-            "pci_address",
-        )
-    }
+    old = {k: v for k, v in record().to_json().items() if k in _REQUIRED}
     (tmp_path / "tnet").mkdir(mode=0o700)
     (tmp_path / "tnet" / "c1-net1.json").write_text(json.dumps(old))
     loaded = StateStore(str(tmp_path), "tnet").load("c1", "net1")
