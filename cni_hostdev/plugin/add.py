@@ -15,10 +15,17 @@ from typing import Any
 
 from cni_hostdev import logs, netns, pods
 from cni_hostdev.config import NetConf
-from cni_hostdev.errors import DEVICE_IN_USE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
+from cni_hostdev.errors import (
+    DEVICE_IN_USE,
+    DEVICE_NOT_FOUND,
+    INCOMPATIBLE_VERSION,
+    INVALID_CONFIG,
+    INVALID_ENV,
+    CniError,
+)
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
-from cni_hostdev.lookup import driver_of, pci_address_of, userspace_function
+from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
 from cni_hostdev.netlink import Link
 from cni_hostdev.netns import Namespace
@@ -112,18 +119,29 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
         with pool.pick(conf, attachment, host) as chosen:
             yield chosen
         return
-    first = claims.find_selected(conf, host)
+    first = _selected(conf, host)
     if conf.pool is not None and not pool.admits(conf.pool, first):
         raise _outside_pool(conf, f"device {first.name}")
     pci = pci_address_of(first.name)
     with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
         # Whoever held the lock before us may have taken the device: look again.
-        device = claims.find_selected(conf, host)
+        device = _selected(conf, host)
         if device.index != first.index:
             raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
         device = claims.refuse_live_claims_repair_dead(conf, attachment, device, pci, host)
         claims.refuse_if_host_uses(conf, host, device)
         yield device, pci
+
+
+def _selected(conf: NetConf, host: Namespace) -> Link:
+    """The device the config selects; one missing from the host may be a dead pod's, which the
+    kernel refunded under the pod's name: its claim is repaired and the device looked for again."""
+    try:
+        return find_device(host.rtnl, conf.selectors)
+    except CniError as err:
+        if err.code != DEVICE_NOT_FOUND or not claims.refuse_or_repair_claims_of_missing(conf, host):
+            raise
+    return find_device(host.rtnl, conf.selectors)
 
 
 def _outside_pool(conf: NetConf, what: str) -> CniError:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from cni_hostdev import logs, pods, routing
 from cni_hostdev.config import NetConf
-from cni_hostdev.errors import DEVICE_IN_USE, DEVICE_NOT_FOUND, CniError
-from cni_hostdev.lookup import find_device
+from cni_hostdev.errors import DEVICE_IN_USE, CniError
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.plugin.release import release_and_forget
@@ -131,20 +130,9 @@ def refuse_live_claims_repair_dead(
     return current
 
 
-def find_selected(conf: NetConf, host: Namespace) -> Link:
-    """The device the config selects. Not in the host: if a live pod holds it, say which; if a dead
-    pod held it (the kernel refunded it under the pod's name), give it back first and look again."""
-    try:
-        return find_device(host.rtnl, conf.selectors)
-    except CniError as err:
-        if err.code != DEVICE_NOT_FOUND:
-            raise
-        if not _repair_claims_of_missing(conf, host):
-            raise
-    return find_device(host.rtnl, conf.selectors)
-
-
-def _repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
+def refuse_or_repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
+    """The selected device is not in the host: if a live pod holds it (by its name), say which; if
+    dead pods held it (the kernel refunded it under a pod's name), give it back. Whether any was."""
     wanted = conf.selectors.device
     repaired = False
     for record in every_record(conf.data_dir):
