@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cni_hostdev import logs
 from cni_hostdev.errors import STATE_FAILURE, CniError
 from cni_hostdev.files import write_atomically
+
+if TYPE_CHECKING:
+    from cni_hostdev.netlink import Link
 
 log = logs.get_logger(__name__)
 
@@ -108,6 +111,39 @@ class Record:
         self.altnames = altnames  # None in records written before altnames were kept: left alone
         self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
         self.interface_network = interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/ifnet.py)
+
+    @classmethod
+    def taking(
+        cls,
+        device: Link,
+        pci: str | None,
+        *,
+        network: str,
+        container_id: str,
+        ifname: str,
+        netns: str,
+        strategy: Strategy,
+        staging: str | None = None,
+    ) -> Record:
+        """The record of an ADD about to take `device`: what it is in the host now, where it goes."""
+        return cls(
+            network=network,
+            container_id=container_id,
+            ifname=ifname,
+            netns=netns,
+            original_name=device.name,
+            original_alias=device.alias,
+            mac=device.mac,
+            perm_mac=device.perm_mac,
+            mtu=device.mtu,
+            was_up=device.up,
+            ifindex=device.index,
+            pci_address=pci,
+            strategy=strategy,
+            phase="moving",
+            staging=staging,
+            altnames=list(device.altnames),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -167,25 +167,17 @@ def _strategy(conf: NetConf) -> Strategy:
 def _record(conf: NetConf, env: CniEnv, host: Namespace, pod: Namespace, device: Link, pci: str | None) -> Record:
     """What the device is in the host now, and which pod it goes to: all DEL needs to give it back."""
     strategy = _strategy(conf)
-    record = Record(
+    record = Record.taking(
+        device,
+        pci,
         network=conf.name,
         container_id=env.container_id,
         ifname=env.ifname,
         netns=env.netns,
-        original_name=device.name,
-        original_alias=device.alias,
-        mac=device.mac,
-        perm_mac=device.perm_mac,
-        mtu=device.mtu,
-        was_up=device.up,
-        ifindex=device.index,
-        pci_address=pci,
         strategy=strategy,
-        phase="moving",
         staging=staging_path(conf.name, env.container_id, env.ifname) if strategy == RENAME_THEN_MOVE else None,
-        altnames=list(device.altnames),
-        driver=driver_of(device),
     )
+    record.driver = driver_of(device)
     if conf.use_interface_network:
         from cni_hostdev import ifnet
 

@@ -48,13 +48,18 @@ def give_it_a_network(node: str, device: str) -> None:
     _in(node, "rule", "add", "iif", device, "lookup", "100", "priority", "1001")
 
 
-@pytest.mark.parametrize("strategy", ["atomic", "rename-then-move"])
-def test_the_devices_network_goes_along_and_comes_back_exactly(plugin: Plugin, sandbox: Sandbox, strategy: str) -> None:
+def networked_device(sandbox: Sandbox, plugin: Plugin) -> tuple[str, Plugin, str, str, dict[str, str]]:
+    """(the node netns, the plugin run in it, a pod, a device of the node with a network, that network)."""
     node, inside = _node(sandbox, plugin)
     pod = sandbox.pod()
     device = _veth(node, sandbox, "a")
     give_it_a_network(node, device)
-    before = network_of(node, device)
+    return node, inside, pod, device, network_of(node, device)
+
+
+@pytest.mark.parametrize("strategy", ["atomic", "rename-then-move"])
+def test_the_devices_network_goes_along_and_comes_back_exactly(plugin: Plugin, sandbox: Sandbox, strategy: str) -> None:
+    node, inside, pod, device, before = networked_device(sandbox, plugin)
 
     plain = conf_for(plugin, device=device, moveStrategy=strategy)
     refused = inside.run("ADD", plain, **pod_env(pod))
@@ -100,11 +105,7 @@ def test_the_devices_network_goes_along_and_comes_back_exactly(plugin: Plugin, s
 def test_del_gives_back_the_snapshot_not_what_the_pod_made_of_it(plugin: Plugin, sandbox: Sandbox) -> None:
     """The pod's own tools took the copied network apart and added their own: the host gets back
     what the device had there, and nothing of the pod's."""
-    node, inside = _node(sandbox, plugin)
-    pod = sandbox.pod()
-    device = _veth(node, sandbox, "a")
-    give_it_a_network(node, device)
-    before = network_of(node, device)
+    node, inside, pod, device, before = networked_device(sandbox, plugin)
     conf = conf_for(plugin, device=device, useInterfaceNetwork=True)
     assert inside.run("ADD", conf, **pod_env(pod)).status == 0
     # The pod's own tools take the copied network apart and add their own.

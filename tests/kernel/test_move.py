@@ -31,24 +31,15 @@ def opened(name: str) -> Namespace:
 def record_of(host: Namespace, device: str, strategy: Strategy, staging: str | None) -> Record:
     link = host.rtnl.link(name=device)
     assert link is not None
-    return Record(
-        network="tnet",
-        container_id="c1",
-        ifname="net1",
-        netns="",
-        original_name=link.name,
-        original_alias=link.alias,
-        mac=link.mac,
-        perm_mac=link.perm_mac,
-        mtu=link.mtu,
-        was_up=link.up,
-        ifindex=link.index,
-        pci_address=None,
-        strategy=strategy,
-        phase="moving",
-        staging=staging,
-        altnames=list(link.altnames),
+    return Record.taking(
+        link, None, network="tnet", container_id="c1", ifname="net1", netns="", strategy=strategy, staging=staging
     )
+
+
+def pod_with_its_own_net1(sandbox: Sandbox) -> tuple[str, Namespace]:
+    name = sandbox.pod()
+    ip("-n", name, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    return name, opened(name)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -79,9 +70,7 @@ def test_into_the_pod_and_home_again(sandbox: Sandbox, host: Namespace, tmp_path
 def test_a_device_is_never_found_by_its_name_alone(sandbox: Sandbox, host: Namespace) -> None:
     """A pod may name any device net1: the one we moved is known by ifindex with MAC or marker."""
     device, _ = sandbox.veth()
-    name = sandbox.pod()
-    ip("-n", name, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
-    pod = opened(name)
+    name, pod = pod_with_its_own_net1(sandbox)
     try:
         record = record_of(host, device, "atomic", None)
         record.ifindex = (link_json("net1", name) or {})["ifindex"]
@@ -92,9 +81,7 @@ def test_a_device_is_never_found_by_its_name_alone(sandbox: Sandbox, host: Names
 
 def test_a_name_the_pod_has_is_refused_before_anything_moves(sandbox: Sandbox, host: Namespace) -> None:
     device, _ = sandbox.veth()
-    name = sandbox.pod()
-    ip("-n", name, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
-    pod = opened(name)
+    _, pod = pod_with_its_own_net1(sandbox)
     try:
         link = host.rtnl.link(name=device)
         assert link is not None
