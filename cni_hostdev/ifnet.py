@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from typing import Any
 
 from cni_hostdev import logs, routing
@@ -34,6 +35,7 @@ _SHARED_TABLES = (
     RT_TABLE_LOCAL,
 )  # every namespace has its own; a rule to them is not the device's
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
+DAD_TIMEOUT = 5.0
 
 
 def _attr(snap: Snapshot, name: str) -> Any:
@@ -60,6 +62,12 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
         if msg["proto"] not in (RTPROT_KERNEL, RTPROT_RA) and msg["type"] == RTN_UNICAST
     ]
     routes = [route for route in routes if _table(route) != RT_TABLE_LOCAL]
+    kept = {_attr(a, "IFA_LOCAL") or _attr(a, "IFA_ADDRESS") for a in addresses}
+    stranded = [r for r in routes if _attr(r, "RTA_PREFSRC") and _attr(r, "RTA_PREFSRC") not in kept]
+    for route in stranded:
+        # From an address that does not go along (a dynamic one, which the kernel drops on the move).
+        log.warning("not copying the %s of %s: its source address stays behind", describe("route", route), device.name)
+    routes = [r for r in routes if r not in stranded]
     tables = {_table(route) for route in routes} - set(_SHARED_TABLES)
     rules = [
         take("rule", msg)
@@ -118,12 +126,9 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
     for kind, snap in steps:
         snap = _renamed(kind, snap, old, link.name)
         if kind == "route" and not settled:
-            # A route from an IPv6 address (prefsrc) is refused while that address is tentative.
-            from cni_hostdev.ipam import settle_dad
-
-            if any(_attr(r, "RTA_PREFSRC") and r["fields"]["family"] == socket.AF_INET6 for r in routes):
-                settle_dad(rtnl, link)
             settled = True
+            sources = {_attr(r, "RTA_PREFSRC") for r in routes if r["fields"]["family"] == socket.AF_INET6}
+            _wait_until_usable(rtnl, link, sources - {None}, where, strict)
         try:
             routing.create(rtnl, kind, snap, link.index)
         except NetlinkError as err:
@@ -135,6 +140,27 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
             failures.append(what)
             log.warning("could not give back the %s to %s", what, where)
     return failures
+
+
+def _wait_until_usable(rtnl: Rtnl, link: Link, sources: set[str], where: str, strict: bool) -> None:
+    """A route from an IPv6 address (prefsrc) is refused while that address is tentative: wait out
+    its DAD, for a bounded time (a NIC just brought up may take a while to get carrier). A failed
+    DAD fails an ADD; on the way home it is a warning, and the routes from it are lost with it."""
+    if not sources:
+        return
+    deadline = time.monotonic() + DAD_TIMEOUT
+    while True:
+        flags = {cidr.split("/")[0]: f for cidr, f in routing.addresses(rtnl, link.index)}
+        failed = [a for a in sources if flags.get(a, 0) & IFA_F_DADFAILED]
+        if failed:
+            what = f"IPv6 address {failed[0]} of {link.name} failed duplicate address detection in {where}"
+            if strict:
+                raise CniError(MOVE_FAILED, what)
+            log.warning("%s", what)
+            return
+        if not any(flags.get(a, 0) & IFA_F_TENTATIVE for a in sources) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
 
 
 def result_entries(network: Snapshot, interface: int) -> tuple[list[IPConfig], list[Route]]:

@@ -77,6 +77,7 @@ def move_in(host: Namespace, pod: Namespace, device: Link, record: Record) -> Li
     temp: Namespace | None = None
     try:
         drop_colliding_altnames(host.rtnl, device, pod.rtnl, ifname, "the pod")
+        checkpoint("altnames-dropped")
         if record.strategy == ATOMIC:
             _move_atomically(host, pod, device, record)
         else:
@@ -210,7 +211,7 @@ def drop_colliding_altnames(source: Rtnl, link: Link, target: Rtnl, new_name: st
         log.warning("moving %s without its altnames %s: %s already uses them", link.name, ", ".join(colliding), where)
 
 
-def _restore_altnames(rtnl: Rtnl, link: Link, wanted: tuple[str, ...], device: str) -> None:
+def restore_altnames(rtnl: Rtnl, link: Link, wanted: tuple[str, ...], device: str) -> None:
     """The device's altnames exactly as they were, in their order; one the host has given to
     another device meanwhile is left out, with a warning."""
     kept = 0
@@ -250,7 +251,7 @@ def restore(rtnl: Rtnl, link: Link, record: Record) -> Link:
         rtnl.set_link(link.index, up=record.was_up)
     # None in records written before altnames were kept: those are left as they are.
     if record.altnames is not None and current.altnames != tuple(record.altnames):
-        _restore_altnames(rtnl, current, tuple(record.altnames), record.original_name)
+        restore_altnames(rtnl, current, tuple(record.altnames), record.original_name)
     if record.interface_network is not None:
         from cni_hostdev import ifnet
 

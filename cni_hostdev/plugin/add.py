@@ -22,6 +22,7 @@ from cni_hostdev.errors import (
     INVALID_CONFIG,
     INVALID_ENV,
     CniError,
+    node_name,
 )
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
@@ -120,8 +121,6 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
             yield chosen
         return
     first = _selected(conf, host)
-    if conf.pool is not None and not pool.admits(conf.pool, first):
-        raise _outside_pool(conf, f"device {first.name}")
     pci = pci_address_of(first.name)
     with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
         # Whoever held the lock before us may have taken the device: look again.
@@ -129,6 +128,9 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
         if device.index != first.index:
             raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
         device = claims.refuse_live_claims_repair_dead(conf, attachment, device, pci, host)
+        # After the repair: a refunded device is judged under its own name, not its dead pod's.
+        if conf.pool is not None and not pool.admits(conf.pool, device):
+            raise _outside_pool(conf, f"device {device.name}")
         claims.refuse_if_host_uses(conf, host, device)
         yield device, pci
 
@@ -149,7 +151,8 @@ def _outside_pool(conf: NetConf, what: str) -> CniError:
     listed = "; ".join(f"devices[{c.position - 1}]: {c.describe()}" for c in conf.pool)
     return CniError(
         INVALID_CONFIG,
-        f"deviceID {conf.selectors.device_id} is {what}, which is not one of the pool's devices ({listed})",
+        f"deviceID {conf.selectors.device_id} is {what} on node {node_name()}, which is not one of the pool's "
+        f"devices ({listed})",
         about_device=True,
     )
 
@@ -212,20 +215,24 @@ def _configure(
 ) -> Result | None:
     """The device's own network (useInterfaceNetwork), then IPAM's; undo: IPAM DEL, the device back home."""
     conf = call.conf
+    asked_ipam = False
     try:
         if record.interface_network is not None:
             _copy_interface_network(pod, moved, record.interface_network, call.env)
-        if conf.ipam is None:
-            return None
-        from cni_hostdev import ipam
+        ipam_result = None
+        if conf.ipam is not None:
+            from cni_hostdev import ipam
 
-        ipam_result = ipam.parse_result(call.ipam("ADD"), conf.cni_version, str(conf.ipam["type"]))
+            asked_ipam = True
+            ipam_result = ipam.parse_result(call.ipam("ADD"), conf.cni_version, str(conf.ipam["type"]))
         checkpoint("ipam-added")
-        ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
-        checkpoint("ipam-applied")
+        if ipam_result is not None:
+            ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
+            checkpoint("ipam-applied")
         return ipam_result
     except BaseException:
-        _release_ipam(call)
+        if asked_ipam:
+            _release_ipam(call)
         try:
             release(record, pod, host)
             store.remove(record.container_id, record.ifname)

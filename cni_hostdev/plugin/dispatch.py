@@ -10,15 +10,17 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cni_hostdev import logs, phases, versions
 from cni_hostdev.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV, NETLINK_FAILURE, CniError
-from cni_hostdev.plugin.call import Call, CniEnv, read_env
+
+if TYPE_CHECKING:  # VERSION must stay cheap: the call's model (and the config's) loads after it
+    from cni_hostdev.plugin.call import Call, CniEnv
 
 log = logs.get_logger("host-device")
 ATTACHMENT = ("CNI_CONTAINERID", "CNI_IFNAME")
-Handler = Callable[[Call], "dict[str, Any] | None"]
+Handler = Callable[["Call"], "dict[str, Any] | None"]
 
 
 class Command:
@@ -54,6 +56,8 @@ def read_command_env(environ: Mapping[str, str] | os._Environ[str]) -> CniEnv:
     command = COMMANDS.get(name)
     if command is None:
         raise CniError(INVALID_ENV, f"CNI_COMMAND {name!r} is not one of {', '.join(COMMANDS)}")
+    from cni_hostdev.plugin.call import read_env
+
     return read_env(environ, name, command.needs, command.forgiving)
 
 
@@ -107,6 +111,8 @@ def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[
         if conf.type and conf.type != "host-device":
             log.debug("configured type is %s; running as host-device", conf.type)
         handle = command.handler()
+        from cni_hostdev.plugin.call import Call
+
         phases.mark("ready")
         return handle(Call(env, conf, environ)), 0
     except CniError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from collections.abc import Iterator
+from typing import Literal
 
 from cni_hostdev import logs, pods
 from cni_hostdev.config import Candidate, NetConf, normalize_pci
@@ -162,36 +163,61 @@ def exhausted(conf: NetConf, members: list[Member]) -> CniError:
 
 @contextlib.contextmanager
 def pick(conf: NetConf, attachment: tuple[str, str], host: Namespace) -> Iterator[tuple[Link, str | None]]:
-    """The first free device of the pool, locked. One that a parallel ADD takes while we wait for its
-    lock is passed over for the next, so parallel ADDs never share a device and never fail while a
-    free one remains."""
+    """The first free device of the pool, locked. A first pass takes only locks free at once, so
+    parallel ADDs spread over the pool instead of queueing on its first device; a second waits
+    for the busy ones. One a parallel ADD took meanwhile is passed over: parallel ADDs never share
+    a device and never fail while a free one remains."""
     assert conf.pool is not None
     give_back_dead_claims(conf, host)
-    for member in survey(conf, host.rtnl, every_record(conf.data_dir)):
-        if member.state != FREE or member.link is None:
-            continue
-        link = member.link
-        with contextlib.ExitStack() as held:
-            try:
-                held.enter_context(
-                    device_lock(
-                        conf.data_dir, identity(member.pci, link.perm_mac, link.mac), link.name, conf.lock_timeout
-                    )
-                )
-                device = host.rtnl.link(index=link.index)
-                if device is None or device.name != link.name:
-                    continue  # taken by the ADD that held the lock
-                device = refuse_live_claims_repair_dead(conf, attachment, device, member.pci, host)
-                refuse_if_host_uses(conf, host, device)
-            except CniError as err:
-                if err.code not in (DEVICE_IN_USE, TRY_AGAIN_LATER):
-                    raise
-                log.info("pool of %s: passing over %s: %s", conf.name, link.name, err.msg)
-                continue
-            log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, member.candidate.position - 1)
-            yield device, member.pci
-            return
+    busy = [m for m in survey(conf, host.rtnl, every_record(conf.data_dir)) if m.state == FREE and m.link]
+    for patience in (0.0, conf.lock_timeout):
+        waiting = []
+        for member in busy:
+            with contextlib.ExitStack() as held:
+                device = _locked(conf, attachment, host, member, patience, held)
+                if device is None:
+                    waiting.append(member)
+                    continue
+                if device is False:
+                    continue
+                log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, member.candidate.position - 1)
+                yield device, member.pci
+                return
+        busy = waiting
     raise exhausted(conf, survey(conf, host.rtnl, every_record(conf.data_dir)))
+
+
+def _locked(
+    conf: NetConf,
+    attachment: tuple[str, str],
+    host: Namespace,
+    member: Member,
+    patience: float,
+    held: contextlib.ExitStack,
+) -> Link | Literal[False] | None:
+    """`member`'s device with its lock taken into `held`, if it is still free; None if its lock
+    stayed busy for `patience` seconds; False if it is no longer free."""
+    link = member.link
+    assert link is not None
+    key = identity(member.pci, link.perm_mac, link.mac)
+    try:
+        held.enter_context(device_lock(conf.data_dir, key, link.name, patience))
+    except CniError as err:
+        if err.code != TRY_AGAIN_LATER:
+            raise
+        return None
+    try:
+        device = host.rtnl.link(index=link.index)
+        if device is None or device.name != link.name:
+            return False  # taken by the ADD that held the lock
+        device = refuse_live_claims_repair_dead(conf, attachment, device, member.pci, host)
+        refuse_if_host_uses(conf, host, device)
+    except CniError as err:
+        if err.code not in (DEVICE_IN_USE, TRY_AGAIN_LATER):
+            raise
+        log.info("pool of %s: passing over %s: %s", conf.name, link.name, err.msg)
+        return False
+    return device
 
 
 def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
@@ -202,7 +228,11 @@ def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
             continue
         if pods.alive(record):
             continue
-        what = release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
-        log.warning(
-            "pool of %s: claim of %s by %s was stale: %s", conf.name, record.original_name, record.container_id, what
-        )
+        who = (conf.name, record.original_name, record.container_id)
+        try:
+            what = release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+        except (CniError, OSError) as err:
+            # One claim that cannot be repaired now must not keep the pool's other devices from pods.
+            log.warning("pool of %s: stale claim of %s by %s not repaired: %s", *who, getattr(err, "msg", err))
+            continue
+        log.warning("pool of %s: claim of %s by %s was stale: %s", *who, what)

@@ -17,7 +17,7 @@ from cni_hostdev.errors import INVALID_ENV, STATE_FAILURE, CniError
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
 from cni_hostdev.lookup import pci_address_of
-from cni_hostdev.move import STAGING_DIR, find_moved, refuse_if_name_taken, restore, send_home
+from cni_hostdev.move import STAGING_DIR, find_moved, refuse_if_name_taken, restore, restore_altnames, send_home
 from cni_hostdev.netlink import Link
 from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record, StateStore
@@ -75,15 +75,18 @@ def _from_host(record: Record, host: Namespace) -> str:
     name = record.original_name
     link = find_refunded(host, record)
     if link is None:
-        if host.rtnl.link(name=name) is not None:
-            return f"device {name} is in the host, untouched (nothing proves it is the one we moved)"
+        home = host.rtnl.link(name=name)
+        if home is not None:
+            return _never_left(record, home, host) or (
+                f"device {name} is in the host, untouched (nothing proves it is the one we moved)"
+            )
         what = f"device {name} no longer exists (a virtual device dies with its netns)"
         log.warning("%s/%s: %s", record.container_id, record.ifname, what)
         return what
     if link.name == name and link.alias != name:
         # Home under its own name without our marker: we never moved it (or the
-        # record is not ours). Leave the device exactly as it is.
-        return f"device {name} is in the host, untouched"
+        # record is not ours). Leave the device as it is.
+        return _never_left(record, link, host) or f"device {name} is in the host, untouched"
     if link.name != name:
         refuse_if_name_taken(host.rtnl, name, link.name)
         if link.up:
@@ -92,6 +95,20 @@ def _from_host(record: Record, host: Namespace) -> str:
         link = host.rtnl.link(index=link.index) or link
     restore(host.rtnl, link, record)
     return f"restored {name} in the host (it had come back as {link.name})"
+
+
+def _never_left(record: Record, link: Link, host: Namespace) -> str | None:
+    """An ADD killed just before its move leaves the device home, but without the altnames it
+    dropped for the move: give those back to the very device (its ifindex and MAC, under its own
+    name) of a record that never got further."""
+    if record.phase != "moving" or record.altnames is None:
+        return None
+    if (link.name, link.index, link.mac) != (record.original_name, record.ifindex, record.mac):
+        return None
+    if link.altnames == tuple(record.altnames):
+        return None
+    restore_altnames(host.rtnl, link, tuple(record.altnames), record.original_name)
+    return f"device {record.original_name} never left the host; gave back its altnames"
 
 
 def _from_staging(record: Record, host: Namespace) -> str | None:
@@ -134,10 +151,20 @@ def find_refunded(host: Namespace, record: Record) -> Link | None:
 
 
 def release_and_forget(record: Record, host: Namespace, data_dir: str, lock_timeout: float) -> str:
-    """A dead pod's claim: under the device's lock, give the device back and drop the record."""
+    """A dead pod's claim: under the device's lock, give the device back and drop the record.
+
+    The record is read again under the lock: the attachment may have been given back meanwhile,
+    or made anew by a container started again with the same ID, whose record must stay.
+    """
+    store = StateStore(data_dir, record.network)
     with device_lock(data_dir, record_key(record), record.original_name, lock_timeout):
-        what = release(record, None, host)
-        StateStore(data_dir, record.network).remove(record.container_id, record.ifname)
+        current = store.load(record.container_id, record.ifname)
+        if current is None:
+            return f"device {record.original_name}: its claim was given back meanwhile"
+        if pods.alive(current):
+            return f"device {record.original_name}: claimed again meanwhile by {current.container_id}"
+        what = release(current, None, host)
+        store.remove(current.container_id, current.ifname)
     return what
 
 

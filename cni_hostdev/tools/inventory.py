@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, Selectors, parse_netconf
+from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, NetConf, Selectors, parse_netconf
 from cni_hostdev.errors import CniError
 from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Rtnl
@@ -103,17 +103,7 @@ def collect_config(path: str) -> list[Entry]:
         except CniError as err:
             raise ConfigError(f"{path}: {err.msg}") from None
         if conf.pool is None:
-            conf.pool = (
-                Candidate(
-                    1,
-                    Selectors(
-                        conf.selectors.device,
-                        conf.selectors.hwaddr,
-                        conf.selectors.kernelpath,
-                        conf.selectors.pci_bus_id,
-                    ),
-                ),
-            )
+            conf.pool = (_as_candidate(conf, path),)
         with Rtnl() as rtnl:
             members = pool.survey(conf, rtnl, every_record(conf.data_dir))
         for member in members:
@@ -129,6 +119,18 @@ def collect_config(path: str) -> list[Entry]:
                 )
             )
     return entries
+
+
+def _as_candidate(conf: NetConf, path: str) -> Candidate:
+    """A single-device config as a pool of one. A deviceID stands for its PCI function; an
+    auxiliary device has no selector a survey can match."""
+    sel = conf.selectors
+    pci = sel.pci_bus_id
+    if sel.device_id and not (sel.device or sel.hwaddr or sel.kernelpath or pci):
+        if ":" not in sel.device_id:
+            raise ConfigError(f"{path}: deviceID {sel.device_id} is an auxiliary device, which inventory cannot list")
+        pci = sel.device_id
+    return Candidate(1, Selectors(sel.device, sel.hwaddr, sel.kernelpath, pci))
 
 
 def _reason(why: str) -> str:

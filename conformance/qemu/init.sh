@@ -349,6 +349,15 @@ case_pool_device_id() {
     host_has "$A" || fail "ADD of deviceID $PCI_B took $A, the pool's first" || return 1
     cni DEL ctr-in /run/netns/pod net1 /tmp/in.json || fail "DEL exited $RC: $(plugin_said)" || return 1
     host_has "$B" || fail "after DEL the host has no $B" || return 1
+    # The pod dies without DEL: the NIC comes back as net1, and the next ADD's deviceID names it by PCI.
+    cni ADD ctr-in /run/netns/pod net1 /tmp/in.json || fail "second ADD of $PCI_B exited $RC: $(plugin_said)" || return 1
+    kill_pod pod "$PCI_B" || fail "setup: $PCI_B did not come back to the host within 15s of deleting the pod" || return 1
+    state
+    newpod pod2
+    cni ADD ctr-next /run/netns/pod2 net1 /tmp/in.json || fail "ADD of refunded $PCI_B (deviceID in the pool) exited $RC: $(plugin_said)" || return 1
+    pod_has pod2 net1 || fail "ADD exited 0 but pod2 has no net1" || return 1
+    cni DEL ctr-next /run/netns/pod2 net1 /tmp/in.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+    host_has "$B" || fail "after the last DEL the host has no $B (host links: $(host_links))" || return 1
 }
 
 run_case probe case_probe

@@ -71,3 +71,24 @@ def test_altnames_added_in_the_pod_do_not_come_home(plugin: Plugin, sandbox: San
     ip("-n", pod, "link", "property", "add", "dev", "net1", "altname", sandbox.name("p1"))
     assert plugin.run("DEL", conf, **pod_env(pod)).status == 0
     assert altnames(device) == [original]
+
+
+def test_an_add_killed_after_dropping_altnames_and_before_the_move_gives_them_back(
+    source_plugin: Plugin, sandbox: Sandbox
+) -> None:
+    device, _ = sandbox.veth("a")
+    taken, kept = sandbox.name("x1"), sandbox.name("x2")
+    for name in (taken, kept):
+        ip("link", "property", "add", "dev", device, "altname", name)
+    pod = sandbox.pod()
+    ip("-n", pod, "link", "add", taken, "type", "veth", "peer", "name", sandbox.name("q1"))
+    conf = conf_for(source_plugin, device=device, moveStrategy="atomic")
+    killed = source_plugin.run(
+        "ADD", conf, **pod_env(pod), CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="altnames-dropped"
+    )
+    assert killed.status == -9, killed.stdout + killed.stderr
+    assert altnames(device) == [kept], "killed with the colliding altname dropped and the device still home"
+
+    deleted = source_plugin.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    assert altnames(device) == [taken, kept]

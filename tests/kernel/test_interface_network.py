@@ -7,6 +7,7 @@ routes, tables and policy rules are the test's own.
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -134,3 +135,33 @@ def test_a_device_carrying_the_default_route_stays_refused(plugin: Plugin, sandb
     assert "default via 192.0.2.1 dev net1" in _ip(pod, "route", "show")
     assert inside.run("DEL", both, **pod_env(pod)).status == 0
     assert "default via 192.0.2.1 dev " + uplink in _ip(node, "route", "show")
+
+
+def _settled(node: str, device: str) -> None:
+    deadline = time.monotonic() + 10
+    while "tentative" in _ip(node, "-6", "address", "show", "dev", device) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_an_address_that_fails_dad_on_the_way_home_is_a_warning_not_a_stuck_del(
+    plugin: Plugin, sandbox: Sandbox
+) -> None:
+    """Back in the host, the device's address turns out to be another's: DEL must not fail on it
+    forever (the runtime retries a failed DEL, and the pod stays terminating)."""
+    node, inside = _node(sandbox, plugin)
+    pod = sandbox.pod()
+    device = _veth(node, sandbox, "a")
+    _in(node, "address", "add", "2001:db8:5::5/64", "dev", device)
+    _settled(node, device)
+    _in(node, "-6", "route", "add", "2001:db8:7::/48", "via", "2001:db8:5::1", "dev", device, "src", "2001:db8:5::5")
+    conf = conf_for(plugin, device=device, useInterfaceNetwork=True)
+    added = inside.run("ADD", conf, **pod_env(pod))
+    assert added.status == 0, added.stdout + added.stderr
+    assert "2001:db8:7::/48 via 2001:db8:5::1" in _ip(pod, "-6", "route", "show", "dev", "net1")
+
+    # While the pod runs, the node gives the address to the device's peer: at home it is a duplicate.
+    _in(node, "address", "add", "2001:db8:5::5/64", "dev", device + "p", "nodad")
+    deleted = inside.run("DEL", conf, **pod_env(pod))
+    assert deleted.status == 0, deleted.stdout + deleted.stderr
+    assert "failed duplicate address detection in the host" in deleted.stderr
+    assert device in _links(node)

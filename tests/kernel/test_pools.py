@@ -279,3 +279,27 @@ def test_inventory_of_a_pool(plugin: Plugin, sandbox: Sandbox, tmp_path: Path) -
         env={**os.environ, **plugin.base_env},
     )
     assert refused.returncode == 1 and "is not JSON" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_stale_claim_that_cannot_be_repaired_does_not_block_the_pool(plugin: Plugin, sandbox: Sandbox) -> None:
+    """A dead pod's NIC came back under the pod's name, and the host gave its own name to another
+    device meanwhile: that claim waits for a later repair, the pool's other devices serve."""
+    first, second = pool_of(sandbox, 2)
+    conf = conf_for(plugin, devices=[{"namePattern": pattern(sandbox)}])
+    dying, live = sandbox.pod("n0"), sandbox.pod("n1")
+    pod_name = sandbox.name("pq")
+    assert plugin.run("ADD", conf, **pod_env(dying, "c0", pod_name)).status == 0
+    ip("-n", dying, "link", "set", pod_name, "netns", "1")
+    subprocess.run(["ip", "netns", "del", dying], check=True)
+    sandbox.netns.remove(dying)
+    sandbox.links.append(pod_name)
+    ip("link", "add", first, "type", "veth", "peer", "name", sandbox.name("pz"))
+    sandbox.links += [first, sandbox.name("pz")]
+
+    added = add(plugin, conf, live, "c1")
+    assert added.status == 0, added.stdout + added.stderr
+    assert f"stale claim of {first} by c0 not repaired" in added.stderr
+    assert taken_by(live) in (first, second)
+    assert (Path(plugin.data_dir) / "tnet" / "c0-net1.json").exists() is False
+    assert (Path(plugin.data_dir) / "tnet" / f"c0-{pod_name}.json").exists(), "kept for a later repair"
+    assert plugin.run("DEL", conf, **pod_env(live, "c1")).status == 0
