@@ -151,8 +151,8 @@ def _outside_pool(conf: NetConf, what: str) -> CniError:
     listed = "; ".join(f"devices[{c.position - 1}]: {c.describe()}" for c in conf.pool)
     return CniError(
         INVALID_CONFIG,
-        f"deviceID {conf.selectors.device_id} is {what} on node {node_name()}, which is not one of the pool's "
-        f"devices ({listed})",
+        f"deviceID {conf.selectors.device_id} is {what}, which is not one of the pool's devices "
+        f"on node {node_name()} ({listed})",
         about_device=True,
     )
 
