@@ -41,13 +41,19 @@ def test_colliding_altnames_never_fail_add_and_come_back(plugin: Plugin, sandbox
     assert altnames(first, pod) == [] and altnames(sandbox.name("q2"), pod) == [second]
 
 
-def test_altname_the_host_gave_away_is_a_warning_not_a_failure(plugin: Plugin, sandbox: Sandbox) -> None:
+def one_altname_taken_in_the_pod(sandbox: Sandbox) -> tuple[str, str, str, str]:
+    """(a device with two altnames, the one a device of the pod is named, the other, the pod)."""
     device, _ = sandbox.veth("a")
     taken, kept = sandbox.name("x1"), sandbox.name("x2")
     for name in (taken, kept):
         ip("link", "property", "add", "dev", device, "altname", name)
     pod = sandbox.pod()
     ip("-n", pod, "link", "add", taken, "type", "veth", "peer", "name", sandbox.name("q1"))
+    return device, taken, kept, pod
+
+
+def test_altname_the_host_gave_away_is_a_warning_not_a_failure(plugin: Plugin, sandbox: Sandbox) -> None:
+    device, taken, kept, pod = one_altname_taken_in_the_pod(sandbox)
     conf = conf_for(plugin, device=device)
     assert plugin.run("ADD", conf, **pod_env(pod)).status == 0
 
@@ -76,12 +82,7 @@ def test_altnames_added_in_the_pod_do_not_come_home(plugin: Plugin, sandbox: San
 def test_an_add_killed_after_dropping_altnames_and_before_the_move_gives_them_back(
     source_plugin: Plugin, sandbox: Sandbox
 ) -> None:
-    device, _ = sandbox.veth("a")
-    taken, kept = sandbox.name("x1"), sandbox.name("x2")
-    for name in (taken, kept):
-        ip("link", "property", "add", "dev", device, "altname", name)
-    pod = sandbox.pod()
-    ip("-n", pod, "link", "add", taken, "type", "veth", "peer", "name", sandbox.name("q1"))
+    device, taken, kept, pod = one_altname_taken_in_the_pod(sandbox)
     conf = conf_for(source_plugin, device=device, moveStrategy="atomic")
     killed = source_plugin.run(
         "ADD", conf, **pod_env(pod), CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="altnames-dropped"
