@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 from typing import Any
 
 from cni_hostdev import logs, routing
@@ -53,7 +52,7 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
         take("address", msg)
         for msg in routing.dump(rtnl, "address", device.index)
         if msg["scope"] == RT_SCOPE_UNIVERSE
-        and (flags := msg.get_attr("IFA_FLAGS") or msg["flags"]) & IFA_F_PERMANENT
+        and (flags := routing.address_of(msg)[1]) & IFA_F_PERMANENT
         and not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
     ]
     routes = [
@@ -148,19 +147,12 @@ def _wait_until_usable(rtnl: Rtnl, link: Link, sources: set[str], where: str, st
     DAD fails an ADD; on the way home it is a warning, and the routes from it are lost with it."""
     if not sources:
         return
-    deadline = time.monotonic() + DAD_TIMEOUT
-    while True:
-        flags = {cidr.split("/")[0]: f for cidr, f in routing.addresses(rtnl, link.index)}
-        failed = [a for a in sources if flags.get(a, 0) & IFA_F_DADFAILED]
-        if failed:
-            what = f"IPv6 address {failed[0]} of {link.name} failed duplicate address detection in {where}"
-            if strict:
-                raise CniError(MOVE_FAILED, what)
-            log.warning("%s", what)
-            return
-        if not any(flags.get(a, 0) & IFA_F_TENTATIVE for a in sources) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.02)
+    failed = routing.wait_out_dad(rtnl, link.index, DAD_TIMEOUT, only=sources)
+    if failed is not None:
+        what = f"IPv6 address {failed} of {link.name} failed duplicate address detection in {where}"
+        if strict:
+            raise CniError(MOVE_FAILED, what)
+        log.warning("%s", what)
 
 
 def result_entries(network: Snapshot, interface: int) -> tuple[list[IPConfig], list[Route]]:

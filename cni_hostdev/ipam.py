@@ -7,14 +7,13 @@ import os
 import socket
 import struct
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from cni_hostdev import logs, netns, routing
 from cni_hostdev.config import NetConf
 from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
-from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, IFF_LOWER_UP, Link, NetlinkError, Rtnl
+from cni_hostdev.netlink import IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
 from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS
 
@@ -185,14 +184,8 @@ def settle_dad(rtnl: Rtnl, link: Link) -> None:
     current = rtnl.link(index=link.index)
     if current is None or not current.flags & IFF_LOWER_UP:
         return
-    deadline = time.monotonic() + DAD_TIMEOUT
-    while True:
-        flags = [f for cidr, f in routing.addresses(rtnl, link.index) if ":" in cidr]
-        if any(f & IFA_F_DADFAILED for f in flags):
-            raise CniError(IPAM_FAILURE, f"IPv6 duplicate address detected on {link.name}")
-        if not any(f & IFA_F_TENTATIVE for f in flags) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.02)
+    if routing.wait_out_dad(rtnl, link.index, DAD_TIMEOUT) is not None:
+        raise CniError(IPAM_FAILURE, f"IPv6 duplicate address detected on {link.name}")
 
 
 def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:

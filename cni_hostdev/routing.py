@@ -8,9 +8,12 @@ create in a pod, and the snapshots (plain data) that give a device's network bac
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from cni_hostdev.netlink import (
+    IFA_F_DADFAILED,
+    IFA_F_TENTATIVE,
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_DUMP,
@@ -114,6 +117,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def address_of(msg: Any) -> tuple[str, int]:
+    """(CIDR, IFA_F_* flags) of an address message; its IFA_FLAGS, where the kernel sends them,
+    carry the flags that do not fit the header's 8 bits."""
+    address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    flags = msg.get_attr("IFA_FLAGS")
+    return f"{address}/{msg['prefixlen']}", flags if flags is not None else msg["flags"]
+
+
 def snapshot(kind: str, msg: Any) -> dict[str, Any]:
     """An object the kernel reported (address, route, rule) as plain data that `Rtnl.create` takes back."""
     fields = {name: msg[name] for name in SNAPSHOT_FIELDS[kind]}
@@ -122,8 +133,7 @@ def snapshot(kind: str, msg: Any) -> dict[str, Any]:
         cache = msg.get_attr("IFA_CACHEINFO")
         if cache is not None:  # the lifetimes left, which a request sets again
             attrs.append(["IFA_CACHEINFO", {"ifa_preferred": cache["ifa_preferred"], "ifa_valid": cache["ifa_valid"]}])
-        flags = msg.get_attr("IFA_FLAGS")
-        fields["flags"] = flags if flags is not None else msg["flags"]
+        fields["flags"] = address_of(msg)[1]
     if kind == "route":
         fields["flags"] = msg["flags"] & RTNH_F_ONLINK
     return {"fields": fields, "attrs": attrs}
@@ -131,23 +141,12 @@ def snapshot(kind: str, msg: Any) -> dict[str, Any]:
 
 def global_addresses(rtnl: Rtnl, index: int | None = None) -> dict[int, list[str]]:
     """ifindex -> addresses of universe scope (what makes a device the node's own), as
-    "CIDR (permanent)" or "CIDR (dynamic, ...)": how the address came to be there.
-
-    Given `index`, the kernel filters the dump (strict checking), so a node with
-    thousands of addresses costs no more than one with a few.
-    """
+    "CIDR (permanent)" or "CIDR (dynamic, ...)": how the address came to be there."""
     out: dict[int, list[str]] = {}
-    request = ifaddrmsg()
-    request["index"] = index or 0
-    for msg in rtnl.request(request, RTM_GETADDR, NLM_F_DUMP):
-        if index is not None and msg["index"] != index:
-            continue
-        if msg["scope"] != RT_SCOPE_UNIVERSE:
-            continue
-        address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        flags = msg.get_attr("IFA_FLAGS")
-        described = _address_flags(flags if flags is not None else msg["flags"])
-        out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']} ({described})")
+    for msg in dump(rtnl, "address", index):
+        if msg["scope"] == RT_SCOPE_UNIVERSE:
+            cidr, flags = address_of(msg)
+            out.setdefault(msg["index"], []).append(f"{cidr} ({_address_flags(flags)})")
     return out
 
 
@@ -195,11 +194,15 @@ def uplink_route(rtnl: Rtnl, index: int, every_route: list[DefaultRoute] | None 
 
 
 def dump(rtnl: Rtnl, kind: str, index: int | None = None) -> list[Any]:
-    """Every address on link `index`, route through it (all tables), or policy rule, as decoded messages."""
+    """Every address on link `index` (every link's, for None), route through it (all tables), or
+    policy rule, as decoded messages."""
     if kind == "address":
+        # Given `index`, the kernel filters the dump (strict checking), so a node with thousands of
+        # addresses costs no more than one with a few; older kernels ignore the filter, hence ours.
         request = ifaddrmsg()
         request["index"] = index or 0
-        return [m for m in rtnl.request(request, RTM_GETADDR, NLM_F_DUMP) if m["index"] == index]
+        replies = rtnl.request(request, RTM_GETADDR, NLM_F_DUMP)
+        return [m for m in replies if index is None or m["index"] == index]
     found: list[Any] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         msg = rtmsg() if kind == "route" else fibmsg()
@@ -234,16 +237,23 @@ def create(rtnl: Rtnl, kind: str, snap: dict[str, Any], index: int | None = None
 
 def addresses(rtnl: Rtnl, index: int) -> list[tuple[str, int]]:
     """(CIDR, IFA_F_* flags) of every address on one link."""
-    out: list[tuple[str, int]] = []
-    request = ifaddrmsg()
-    request["index"] = index
-    for msg in rtnl.request(request, RTM_GETADDR, NLM_F_DUMP):
-        if msg["index"] != index:
-            continue
-        address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        flags = msg.get_attr("IFA_FLAGS")
-        out.append((f"{address}/{msg['prefixlen']}", flags if flags is not None else msg["flags"]))
-    return out
+    return [address_of(msg) for msg in dump(rtnl, "address", index)]
+
+
+def wait_out_dad(rtnl: Rtnl, index: int, timeout: float, only: set[str] | None = None) -> str | None:
+    """Wait, at most `timeout` seconds, until the IPv6 addresses of link `index` (or the `only` ones,
+    plain addresses) are no longer tentative; the first that failed duplicate address detection,
+    if one did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        flags = {cidr.split("/")[0]: f for cidr, f in addresses(rtnl, index) if ":" in cidr}
+        watched = [a for a in flags if only is None or a in only]
+        failed = [a for a in watched if flags[a] & IFA_F_DADFAILED]
+        if failed:
+            return failed[0]
+        if not any(flags[a] & IFA_F_TENTATIVE for a in watched) or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
 
 
 def add_address(rtnl: Rtnl, index: int, cidr: str) -> None:
