@@ -41,6 +41,11 @@ def _attr(snap: Snapshot, name: str) -> Any:
     return next((value for key, value in snap["attrs"] if key == name), None)
 
 
+def _address(snap: Snapshot) -> str:
+    """An address snapshot's address, without its prefix length."""
+    return str(_attr(snap, "IFA_LOCAL") or _attr(snap, "IFA_ADDRESS"))
+
+
 def _table(snap: Snapshot) -> int:
     table = _attr(snap, "RTA_TABLE") or _attr(snap, "FRA_TABLE")
     return int(table if table is not None else snap["fields"]["table"])
@@ -61,7 +66,7 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
         if msg["proto"] not in (RTPROT_KERNEL, RTPROT_RA) and msg["type"] == RTN_UNICAST
     ]
     routes = [route for route in routes if _table(route) != RT_TABLE_LOCAL]
-    kept = {_attr(a, "IFA_LOCAL") or _attr(a, "IFA_ADDRESS") for a in addresses}
+    kept = {_address(a) for a in addresses}
     stranded = [r for r in routes if _attr(r, "RTA_PREFSRC") and _attr(r, "RTA_PREFSRC") not in kept]
     for route in stranded:
         # From an address that does not go along (a dynamic one, which the kernel drops on the move).
@@ -69,10 +74,9 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
     routes = [r for r in routes if r not in stranded]
     tables = {_table(route) for route in routes} - set(_SHARED_TABLES)
     rules = [
-        take("rule", msg)
-        for msg in routing.dump(rtnl, "rule")
-        if (msg.get_attr("FRA_TABLE") or msg["table"]) in tables
-        or device.name in (msg.get_attr("FRA_IIFNAME"), msg.get_attr("FRA_OIFNAME"))
+        rule
+        for rule in (take("rule", msg) for msg in routing.dump(rtnl, "rule"))
+        if _table(rule) in tables or device.name in (_attr(rule, "FRA_IIFNAME"), _attr(rule, "FRA_OIFNAME"))
     ]
     return {"device": device.name, "addresses": addresses, "routes": routes, "rules": rules}
 
@@ -93,7 +97,7 @@ def _renamed(kind: str, snap: Snapshot, old: str, new: str) -> Snapshot:
 
 def describe(kind: str, snap: Snapshot) -> str:
     if kind == "address":
-        return f"address {_attr(snap, 'IFA_LOCAL') or _attr(snap, 'IFA_ADDRESS')}/{snap['fields']['prefixlen']}"
+        return f"address {_address(snap)}/{snap['fields']['prefixlen']}"
     if kind == "route":
         return f"route to {_destination(snap)} (table {_table(snap)})"
     return f"rule {_attr(snap, 'FRA_PRIORITY') or 0}: lookup {_table(snap)}"
@@ -157,10 +161,7 @@ def _wait_until_usable(rtnl: Rtnl, link: Link, sources: set[str], where: str, st
 
 def result_entries(network: Snapshot, interface: int) -> tuple[list[IPConfig], list[Route]]:
     """The addresses and routes that went along, as the result reports them."""
-    ips = [
-        IPConfig(f"{_attr(a, 'IFA_LOCAL') or _attr(a, 'IFA_ADDRESS')}/{a['fields']['prefixlen']}", interface=interface)
-        for a in network["addresses"]
-    ]
+    ips = [IPConfig(f"{_address(a)}/{a['fields']['prefixlen']}", interface=interface) for a in network["addresses"]]
     routes = []
     for snap in network["routes"]:
         metrics = dict((_attr(snap, "RTA_METRICS") or {"attrs": []})["attrs"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from cni_hostdev import logs, netns, pods
 from cni_hostdev.errors import INVALID_ENV, STATE_FAILURE, CniError
@@ -150,22 +150,28 @@ def find_refunded(host: Namespace, record: Record) -> Link | None:
     return None
 
 
-def release_and_forget(record: Record, host: Namespace, data_dir: str, lock_timeout: float) -> str:
-    """A dead pod's claim: under the device's lock, give the device back and drop the record.
-
-    The record is read again under the lock: the attachment may have been given back meanwhile,
-    or made anew by a container started again with the same ID, whose record must stay.
-    """
+def release_if_due(
+    record: Record, host: Namespace, data_dir: str, lock_timeout: float, due: Callable[[Record], bool]
+) -> str | None:
+    """Under the device's lock, read `record` again; if it is still `due`, give its device back and
+    drop it, and say what happened. None when it is no longer due: given back meanwhile, or made
+    anew (a container started again with the same ID), whose record must stay."""
     store = StateStore(data_dir, record.network)
     with device_lock(data_dir, record_key(record), record.original_name, lock_timeout):
+        # Holding the lock, no ADD or DEL of this device is running: look again.
         current = store.load(record.container_id, record.ifname)
-        if current is None:
-            return f"device {record.original_name}: its claim was given back meanwhile"
-        if pods.alive(current):
-            return f"device {record.original_name}: claimed again meanwhile by {current.container_id}"
-        what = release(current, None, host)
+        if current is None or not due(current):
+            return None
+        with records_pod(current) as pod:
+            what = release(current, pod, host)
         store.remove(current.container_id, current.ifname)
     return what
+
+
+def release_and_forget(record: Record, host: Namespace, data_dir: str, lock_timeout: float) -> str:
+    """A dead pod's claim: give the device back and drop the record, if the pod is still dead."""
+    what = release_if_due(record, host, data_dir, lock_timeout, lambda current: not pods.alive(current))
+    return what or f"device {record.original_name}: its claim was settled meanwhile"
 
 
 def _needs_release(record: Record, valid: set[tuple[str, str]] | None) -> bool:
@@ -189,15 +195,10 @@ def release_records(
             if not _needs_release(listed, valid):
                 continue
             try:
-                with device_lock(store.root, record_key(listed), listed.original_name, lock_timeout):
-                    # Holding the lock, no ADD or DEL of this device is running: look again.
-                    record = store.load(listed.container_id, listed.ifname)
-                    if record is None or not _needs_release(record, valid):
-                        continue
-                    with records_pod(record) as pod:
-                        what = release(record, pod, host)
-                    store.remove(record.container_id, record.ifname)
-                done.append(f"{record.container_id}/{record.ifname}: {what}")
+                what = release_if_due(listed, host, store.root, lock_timeout, lambda r: _needs_release(r, valid))
             except (CniError, OSError) as err:
                 failures.append(f"{listed.container_id}/{listed.ifname}: {getattr(err, 'msg', err)}")
+                continue
+            if what is not None:
+                done.append(f"{listed.container_id}/{listed.ifname}: {what}")
     return done, failures
