@@ -219,14 +219,12 @@ def _configure(
     try:
         if record.interface_network is not None:
             _copy_interface_network(pod, moved, record.interface_network, call.env)
-        ipam_result = None
-        if conf.ipam is not None:
-            from cni_hostdev import ipam
-
-            asked_ipam = True
-            ipam_result = ipam.parse_result(call.ipam("ADD"), conf.cni_version, str(conf.ipam["type"]))
+        asked_ipam = conf.ipam is not None
+        ipam_result = _ipam_add(call)
         checkpoint("ipam-added")
         if ipam_result is not None:
+            from cni_hostdev import ipam
+
             ipam.apply(pod.fd, pod.rtnl, moved, ipam_result)
             checkpoint("ipam-applied")
         return ipam_result
@@ -249,6 +247,16 @@ def _copy_interface_network(pod: Namespace, moved: Link, network: dict[str, Any]
             ipam.enable_ipv6(moved.name)  # sysctl files answer for the namespace they are opened in
     ifnet.create(pod.rtnl, moved, network, where=f"netns {env.netns}", strict=True)
     checkpoint("interface-network-copied")
+
+
+def _ipam_add(call: Call) -> Result | None:
+    """IPAM's result for this attachment, read in the version it was printed in; None without IPAM."""
+    conf = call.conf
+    if conf.ipam is None:
+        return None
+    from cni_hostdev import ipam
+
+    return ipam.parse_result(call.ipam("ADD"), conf.cni_version, str(conf.ipam["type"]))
 
 
 def _release_ipam(call: Call) -> None:
@@ -314,11 +322,7 @@ def _add_userspace(call: Call, store: StateStore, pci: str, driver: str) -> dict
         )
         store.save(record)
         try:
-            ipam_result = None
-            if conf.ipam is not None:
-                from cni_hostdev import ipam
-
-                ipam_result = ipam.parse_result(call.ipam("ADD"), conf.cni_version, str(conf.ipam["type"]))
+            ipam_result = _ipam_add(call)
         except BaseException:
             store.remove(env.container_id, env.ifname)
             raise

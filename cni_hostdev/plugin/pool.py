@@ -62,36 +62,35 @@ class Member:
         self.driver = driver
 
 
-def record_matches(candidate: Candidate, record: Record) -> bool:
-    """Whether a recorded device (now in a pod, invisible here) satisfies every key of a candidate."""
-    if record.kind == "userspace":
-        return bool(candidate.selectors.pci_bus_id) and admits_function((candidate,), record.pci_address or "")
+def _known_device_matches(
+    candidate: Candidate, name: str | None, macs: tuple[str | None, ...], pci: str | None, driver: str | None
+) -> bool:
+    """Whether a device known from what was recorded of it (not from the host, where it is not)
+    satisfies every key of a candidate; a kernel path is judged by the PCI function under it."""
     sel = candidate.selectors
     checks = (
-        not sel.device or record.original_name == sel.device,
-        not sel.hwaddr or sel.hwaddr.lower() in (record.mac, record.perm_mac),
-        not candidate.name_pattern or fnmatch.fnmatchcase(record.original_name, candidate.name_pattern),
-        not sel.pci_bus_id or record.pci_address == normalize_pci(sel.pci_bus_id),
-        not sel.kernelpath or bool(record.pci_address and kernelpath_holds_pci(sel.kernelpath, record.pci_address)),
-        not candidate.driver or record.driver == candidate.driver,
+        not sel.device or name == sel.device,
+        not sel.hwaddr or sel.hwaddr.lower() in macs,
+        not candidate.name_pattern or (name is not None and fnmatch.fnmatchcase(name, candidate.name_pattern)),
+        not sel.pci_bus_id or pci == normalize_pci(sel.pci_bus_id),
+        not sel.kernelpath or bool(pci and kernelpath_holds_pci(sel.kernelpath, pci)),
+        not candidate.driver or driver == candidate.driver,
     )
     return all(checks)
 
 
+def record_matches(candidate: Candidate, record: Record) -> bool:
+    """Whether a recorded device (now in a pod, invisible here) satisfies every key of a candidate."""
+    if record.kind == "userspace":
+        return bool(candidate.selectors.pci_bus_id) and admits_function((candidate,), record.pci_address or "")
+    macs = (record.mac, record.perm_mac)
+    return _known_device_matches(candidate, record.original_name, macs, record.pci_address, record.driver)
+
+
 def admits_function(pool: tuple[Candidate, ...], pci: str, driver: str | None = None) -> bool:
-    """Whether a PCI function without a net device (bound to vfio-pci, say) is one of the pool's."""
-    for candidate in pool:
-        sel = candidate.selectors
-        if sel.device or sel.hwaddr or candidate.name_pattern:
-            continue  # keys only a net device can satisfy
-        if sel.pci_bus_id and normalize_pci(sel.pci_bus_id) != pci:
-            continue
-        if sel.kernelpath and not kernelpath_holds_pci(sel.kernelpath, pci):
-            continue
-        if candidate.driver and candidate.driver != driver:
-            continue
-        return True
-    return False
+    """Whether a PCI function without a net device (bound to vfio-pci, say) is one of the pool's:
+    a candidate with a name or MAC key can only mean a net device."""
+    return any(_known_device_matches(candidate, None, (), pci, driver) for candidate in pool)
 
 
 def admits(pool: tuple[Candidate, ...], link: Link) -> bool:
