@@ -7,13 +7,16 @@ commands need, are in cni_hostdev/routing.py on the same socket.
 
 from __future__ import annotations
 
+import _socket  # `socket` wraps it in enum classes, ~2 ms of every exec for constants we do not print
 import errno
 import os
-import socket
 import struct
-from typing import Any
 
 from cni_hostdev import netlink_loader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -39,6 +42,8 @@ IFF_UP = 0x1
 SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
 SO_NETNS_COOKIE = 71  # Linux 5.14; Python's socket module has no name for it
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
 RT_SCOPE_UNIVERSE = 0
 RT_TABLE_MAIN = 254
 RT_SCOPE_LINK = 253
@@ -141,8 +146,8 @@ class Rtnl:
     """One NETLINK_ROUTE socket; it stays in the netns it was created in."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE)
+        self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 1 << 20)
         try:
             # Lets the kernel filter dumps by link; older kernels ignore filters and we filter here.
             self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
@@ -157,7 +162,7 @@ class Rtnl:
     def netns_cookie(self) -> int | None:
         """The cookie of the netns this socket lives in: unique within a boot (Linux 5.14+, else None)."""
         try:
-            value = self._sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+            value = self._sock.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
         except OSError as err:
             if err.errno in (errno.ENOPROTOOPT, errno.EINVAL):
                 return None
