@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any, NoReturn
 
 from cni_hostdev import phases
+from cni_hostdev.jsontext import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def write_answer(obj: dict[str, Any] | None) -> None:
     if obj is not None:
-        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.write(dumps(obj) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
 

@@ -6,25 +6,21 @@ any device is looked at. The CNI_* environment is cni_hostdev/plugin/call.py's.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from typing import Any
-
-from packaging.version import Version
 
 from cni_hostdev.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
+from cni_hostdev.jsontext import dumps, loads
+from cni_hostdev.names import is_aux_device, is_mac, is_pci_address, is_plain_name
 from cni_hostdev.result import DNS, Result
-from cni_hostdev.versions import parse as parse_version
+from cni_hostdev.versions import supported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MOVE_STRATEGIES = ("auto", "atomic", "rename-then-move")
 DEFAULT_DATA_DIR = "/var/lib/cni/host-device"
 IFNAMSIZ = 16
-
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_PCI = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
-_AUX_DEVICE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+\.[0-9]+$")
-_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def validate_ifname(name: str, what: str) -> None:
@@ -93,7 +89,7 @@ class Candidate:
             f"hwaddr {sel.hwaddr}" if sel.hwaddr else "",
             f"kernelpath {sel.kernelpath}" if sel.kernelpath else "",
             f"pciBusID {sel.pci_bus_id}" if sel.pci_bus_id else "",
-            f"namePattern {json.dumps(self.name_pattern)}" if self.name_pattern else "",
+            f"namePattern {dumps(self.name_pattern)}" if self.name_pattern else "",
             f"driver {self.driver}" if self.driver else "",
         ]
         return " and ".join(g for g in given if g)
@@ -116,13 +112,11 @@ class NetConf:
         "type",
         "use_interface_network",
         "valid_attachments",
-        "version",
     )
 
     def __init__(
         self,
         cni_version: str,
-        version: Version,
         name: str,
         type: str,
         selectors: Selectors,
@@ -139,7 +133,6 @@ class NetConf:
         use_interface_network: bool = False,
     ) -> None:
         self.cni_version = cni_version
-        self.version = version
         self.name = name
         self.type = type
         self.selectors = selectors
@@ -161,13 +154,13 @@ def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise CniError(INVALID_CONFIG, f"config key {where}{key} must be a string, got {json.dumps(value)[:80]}")
+        raise CniError(INVALID_CONFIG, f"config key {where}{key} must be a string, got {dumps(value)[:80]}")
     return value
 
 
 def decode_stdin(data: bytes) -> dict[str, Any]:
     try:
-        conf = json.loads(data.decode("utf-8"))
+        conf = loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise CniError(DECODE_FAILURE, f"network config on stdin is not valid JSON: {err}") from None
     except RecursionError:
@@ -180,14 +173,13 @@ def decode_stdin(data: bytes) -> dict[str, Any]:
 def config_version(conf: dict[str, Any]) -> str:
     version = conf.get("cniVersion", "0.1.0") or "0.1.0"
     if not isinstance(version, str):
-        raise CniError(INVALID_CONFIG, f"config key cniVersion must be a string, got {json.dumps(version)[:80]}")
+        raise CniError(INVALID_CONFIG, f"config key cniVersion must be a string, got {dumps(version)[:80]}")
     return version
 
 
 def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
     """The config of `command` (whose cniVersion gate the command table checks: plugin/dispatch.py)."""
-    cni_version = config_version(conf)
-    version = parse_version(cni_version)
+    cni_version = supported(config_version(conf))
     # In this order, so that of several problems the same one is always named first.
     name = _network_name(conf)
     plugin_type = _string(conf, "type") or ""
@@ -203,7 +195,6 @@ def parse_netconf(conf: dict[str, Any], command: str) -> NetConf:
         raise CniError(INVALID_CONFIG, "config key dns must be an object")
     return NetConf(
         cni_version=cni_version,
-        version=version,
         name=name,
         type=plugin_type,
         selectors=selectors,
@@ -225,7 +216,7 @@ def _network_name(conf: dict[str, Any]) -> str:
     name = _string(conf, "name")
     if not name:
         raise CniError(INVALID_CONFIG, "config key name is missing")
-    if not _NETWORK_NAME.match(name):
+    if not is_plain_name(name):
         raise CniError(INVALID_CONFIG, f"config key name {name!r} has characters outside [A-Za-z0-9_.-]")
     return name
 
@@ -288,16 +279,14 @@ def _ipam(conf: dict[str, Any]) -> dict[str, Any] | None:
 def _lock_timeout(conf: dict[str, Any]) -> float:
     lock_timeout = conf.get("lockTimeout", 10.0)
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or not 0 < lock_timeout <= 600:
-        raise CniError(
-            INVALID_CONFIG, f"config key lockTimeout {json.dumps(lock_timeout)[:80]} must be 0 < seconds <= 600"
-        )
+        raise CniError(INVALID_CONFIG, f"config key lockTimeout {dumps(lock_timeout)[:80]} must be 0 < seconds <= 600")
     return float(lock_timeout)
 
 
 def _flag(conf: dict[str, Any], key: str) -> bool:
     value = conf.get(key, False)
     if not isinstance(value, bool):
-        raise CniError(INVALID_CONFIG, f"config key {key} must be true or false, got {json.dumps(value)[:80]}")
+        raise CniError(INVALID_CONFIG, f"config key {key} must be true or false, got {dumps(value)[:80]}")
     return value
 
 
@@ -351,7 +340,7 @@ def _pool(conf: dict[str, Any], selectors: Selectors) -> tuple[Candidate, ...] |
 def _validate_selectors(sel: Selectors, where: str = "") -> None:
     if sel.device is not None:
         validate_ifname(sel.device, f"config key {where}device")
-    if sel.hwaddr is not None and not _MAC.match(sel.hwaddr):
+    if sel.hwaddr is not None and not is_mac(sel.hwaddr):
         raise CniError(
             INVALID_CONFIG, f"config key {where}hwaddr {sel.hwaddr!r} is not a MAC address (aa:bb:cc:dd:ee:ff)"
         )
@@ -359,11 +348,11 @@ def _validate_selectors(sel: Selectors, where: str = "") -> None:
         path = sel.kernelpath
         if not path.startswith("/sys/devices/") or ".." in path.split("/"):
             raise CniError(INVALID_CONFIG, f"config key {where}kernelpath {path!r} must be a path under /sys/devices/")
-    if sel.pci_bus_id is not None and not _PCI.match(sel.pci_bus_id):
+    if sel.pci_bus_id is not None and not is_pci_address(sel.pci_bus_id):
         raise CniError(
             INVALID_CONFIG, f"config key {where}pciBusID {sel.pci_bus_id!r} is not a PCI address (0000:00:04.0)"
         )
-    if sel.device_id is not None and not (_PCI.match(sel.device_id) or _AUX_DEVICE.match(sel.device_id)):
+    if sel.device_id is not None and not (is_pci_address(sel.device_id) or is_aux_device(sel.device_id)):
         raise CniError(
             INVALID_CONFIG, f"config key deviceID {sel.device_id!r} is not a PCI address or an auxiliary device name"
         )
@@ -379,9 +368,7 @@ def _attachments(conf: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
     out = []
     for entry in value:
         if not isinstance(entry, dict) or not isinstance(entry.get("containerID"), str):
-            raise CniError(
-                INVALID_CONFIG, f"config key {key} has an entry without containerID: {json.dumps(entry)[:80]}"
-            )
+            raise CniError(INVALID_CONFIG, f"config key {key} has an entry without containerID: {dumps(entry)[:80]}")
         ifname = entry.get("ifname", "")
         if not isinstance(ifname, str):
             raise CniError(INVALID_CONFIG, f"config key {key} has an entry with a non-string ifname")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Codes reserved by the CNI spec; ours start at 100.
 INCOMPATIBLE_VERSION = 1

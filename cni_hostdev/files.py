@@ -8,8 +8,11 @@ what state records, the probe cache and `host-device install` all need.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
 
 
 def write_atomically(

@@ -12,12 +12,20 @@ leave with the device), so giving them back finds them there.
 from __future__ import annotations
 
 import errno
-import socket
-from typing import Any
+from typing import Any  # useInterfaceNetwork only: not on a plain ADD's path
 
 from cni_hostdev import logs, routing
 from cni_hostdev.errors import MOVE_FAILED, CniError
-from cni_hostdev.netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, RTN_UNICAST, Link, NetlinkError, Rtnl
+from cni_hostdev.netlink import (
+    AF_INET,
+    AF_INET6,
+    IFA_F_DADFAILED,
+    IFA_F_TENTATIVE,
+    RTN_UNICAST,
+    Link,
+    NetlinkError,
+    Rtnl,
+)
 from cni_hostdev.result import IPConfig, Route
 from cni_hostdev.routing import IFA_F_PERMANENT
 from cni_hostdev.routing import snapshot as take
@@ -105,7 +113,7 @@ def describe(kind: str, snap: Snapshot) -> str:
 
 def _destination(snap: Snapshot) -> str:
     family = snap["fields"]["family"]
-    dst = _attr(snap, "RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+    dst = _attr(snap, "RTA_DST") or ("0.0.0.0" if family == AF_INET else "::")
     return f"{dst}/{snap['fields']['dst_len']}"
 
 
@@ -121,8 +129,8 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
     # Routes without a gateway first: the gateways of the others resolve through them.
     routes = sorted(network["routes"], key=lambda r: _attr(r, "RTA_GATEWAY") is not None)
     # The kernel lists IPv6 addresses of one scope newest first: created in reverse, they list as before.
-    addresses = [a for a in network["addresses"] if a["fields"]["family"] == socket.AF_INET]
-    addresses += reversed([a for a in network["addresses"] if a["fields"]["family"] == socket.AF_INET6])
+    addresses = [a for a in network["addresses"] if a["fields"]["family"] == AF_INET]
+    addresses += reversed([a for a in network["addresses"] if a["fields"]["family"] == AF_INET6])
     steps = [("address", a) for a in addresses] + [("route", r) for r in routes]
     steps += [("rule", r) for r in network["rules"]]
     settled = False
@@ -130,7 +138,7 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
         snap = _renamed(kind, snap, old, link.name)
         if kind == "route" and not settled:
             settled = True
-            sources = {_attr(r, "RTA_PREFSRC") for r in routes if r["fields"]["family"] == socket.AF_INET6}
+            sources = {_attr(r, "RTA_PREFSRC") for r in routes if r["fields"]["family"] == AF_INET6}
             _wait_until_usable(rtnl, link, sources - {None}, where, strict)
         try:
             routing.create(rtnl, kind, snap, link.index)

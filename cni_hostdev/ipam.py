@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import struct
@@ -13,9 +12,10 @@ from typing import Any
 from cni_hostdev import logs, netns, routing
 from cni_hostdev.config import NetConf
 from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
+from cni_hostdev.jsontext import dumps, loads
 from cni_hostdev.netlink import IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
-from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS
+from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS, compare
 
 log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
@@ -44,9 +44,7 @@ def run(
     env = _child_environment(environ)
     env["CNI_COMMAND"] = command
     try:
-        proc = subprocess.run(
-            [plugin], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=EXEC_TIMEOUT
-        )
+        proc = subprocess.run([plugin], input=dumps(conf).encode(), env=env, capture_output=True, timeout=EXEC_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise CniError(IPAM_FAILURE, f"ipam plugin {ipam_type} {command} did not answer in {EXEC_TIMEOUT:g}s") from None
     except OSError as err:
@@ -55,7 +53,7 @@ def run(
     parsed: Any = None
     if text:
         try:
-            parsed = json.loads(text)
+            parsed = loads(text)
         except ValueError:
             parsed = None
     if proc.returncode != 0:
@@ -113,28 +111,26 @@ def version_for(command: str, conf: NetConf, environ: Mapping[str, str], cni_pat
 
     None for GC and STATUS when the plugin has no such version: they are skipped then.
     """
-    from packaging.version import Version
-
     assert conf.ipam is not None
     ipam_type = str(conf.ipam["type"])
     skippable = command in ("GC", "STATUS")
     versions = supported_versions(ipam_type, conf, environ, cni_path)
     if versions is None:  # it does not say: speak the config's version, as to any plugin
         return None if skippable else conf.cni_version
-    first = Version(FIRST_VERSION.get(command, "0.1.0"))
-    speakable = [v for v in versions if v in SUPPORTED_VERSIONS and first <= Version(v) <= conf.version]
+    first = FIRST_VERSION.get(command, "0.1.0")
+    ours = [v for v in SUPPORTED_VERSIONS if compare(first, v) <= 0 <= compare(conf.cni_version, v)]
+    speakable = [v for v in versions if v in ours]
     if conf.cni_version in speakable:
         return conf.cni_version
     if not speakable:
         if skippable:
             return None
-        ours = [v for v in SUPPORTED_VERSIONS if first <= Version(v) <= conf.version]
         raise CniError(
             INCOMPATIBLE_VERSION,
             f"ipam plugin {ipam_type} speaks cniVersion {', '.join(versions) or 'none'}; {command} with "
             f"cniVersion {conf.cni_version} needs one of {', '.join(ours)}",
         )
-    chosen = max(speakable, key=Version)
+    chosen = max(speakable, key=SUPPORTED_VERSIONS.index)
     log.info("ipam plugin %s does not speak cniVersion %s: %s at %s", ipam_type, conf.cni_version, command, chosen)
     return chosen
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from cni_hostdev.errors import STATE_FAILURE, TRY_AGAIN_LATER, CniError
+from cni_hostdev.names import plain
+from cni_hostdev.scoped import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_TIMEOUT = 10.0
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 # flock(2) locks belong to open files: a second open of the same lock in this
 # process would wait for ourselves. Keys already held here are simply re-entered.
 _held: set[str] = set()
@@ -38,7 +40,7 @@ def identity(pci_address: str | None, perm_mac: str | None, mac: str) -> str:
 @contextmanager
 def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
     directory = os.path.join(data_dir, "locks")
-    path = os.path.join(directory, _UNSAFE.sub("_", key) + ".lock")
+    path = os.path.join(directory, plain(key) + ".lock")
     if path in _held:
         yield
         return

@@ -7,16 +7,14 @@ neither may break a lookup.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 
 from cni_hostdev.config import Candidate, Selectors, normalize_pci
 from cni_hostdev.errors import DEVICE_NOT_FOUND, INVALID_CONFIG, CniError
+from cni_hostdev.names import is_pci_name
 from cni_hostdev.netlink import Link, Rtnl
 
 SYSFS = "/sys"  # tests point this at a fake tree
-_PCI_NAME = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 
 def _net_names_under(device_dir: str) -> list[str]:
@@ -85,7 +83,7 @@ def pci_address_of(name: str) -> str | None:
         return None
     for candidate in (real, os.path.dirname(real)):
         base = os.path.basename(candidate)
-        if _PCI_NAME.match(base) and "/pci" in candidate:
+        if is_pci_name(base) and "/pci" in candidate:
             return base
     return None
 
@@ -121,8 +119,11 @@ def candidate_matches(candidate: Candidate, link: Link) -> bool:
         return False
     if sel.hwaddr and sel.hwaddr.lower() not in (link.mac, link.perm_mac):
         return False
-    if candidate.name_pattern and not fnmatch.fnmatchcase(link.name, candidate.name_pattern):
-        return False
+    if candidate.name_pattern:
+        import fnmatch  # pools only: it imports re
+
+        if not fnmatch.fnmatchcase(link.name, candidate.name_pattern):
+            return False
     if sel.pci_bus_id and pci_address_of(link.name) != normalize_pci(sel.pci_bus_id):
         return False
     if sel.kernelpath and link.name not in _kernelpath_names(sel.kernelpath):
@@ -132,6 +133,8 @@ def candidate_matches(candidate: Candidate, link: Link) -> bool:
 
 def _natural(name: str) -> list[int | str]:
     """ens9 before ens10, as a person orders them."""
+    import re  # pools only
+
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
@@ -162,7 +165,7 @@ USERSPACE_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
 def userspace_function(sel: Selectors) -> tuple[str, str] | None:
     """(PCI address, driver) when the selected PCI function is bound to a userspace (DPDK) driver."""
     for value in (sel.pci_bus_id, sel.device_id):
-        if value and _PCI_NAME.match(normalize_pci(value)):
+        if value and is_pci_name(normalize_pci(value)):
             address = normalize_pci(value)
             driver = driver_of_pci(address)
             if driver in USERSPACE_DRIVERS:
@@ -202,7 +205,7 @@ def find_device(rtnl: Rtnl, sel: Selectors) -> Link:
     if sel.pci_bus_id:
         by_name(_name_for_pci(sel.pci_bus_id, "pciBusID"), f"pciBusID {sel.pci_bus_id}")
     if sel.device_id:
-        if _PCI_NAME.match(normalize_pci(sel.device_id)):
+        if is_pci_name(normalize_pci(sel.device_id)):
             name = _name_for_pci(sel.device_id, "deviceID")
         else:
             name = _name_for_aux(sel.device_id)

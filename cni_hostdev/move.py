@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Final
 
 from cni_hostdev import logs, netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
@@ -24,6 +23,10 @@ from cni_hostdev.faults import checkpoint
 from cni_hostdev.netlink import Link, NetlinkError, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 log = logs.get_logger(__name__)
 

@@ -12,11 +12,14 @@ import ctypes
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from cni_hostdev.errors import INVALID_ENV, CniError
 from cni_hostdev.netlink import Rtnl
+from cni_hostdev.scoped import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000

@@ -7,11 +7,11 @@ with them) vanish with the process.
 
 from __future__ import annotations
 
-import json
 import os
 
 from cni_hostdev import netns
 from cni_hostdev.files import write_atomically
+from cni_hostdev.jsontext import dumps, loads
 from cni_hostdev.netlink import NetlinkError, Rtnl
 
 CACHE_DIR = "/run/cni-hostdev"
@@ -81,8 +81,8 @@ def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeR
         if refresh:
             raise FileNotFoundError(path)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd) as f:
-            data = json.load(f)
+        with os.fdopen(fd, "rb") as f:
+            data = loads(f.read())
         if data.get("kernel") == kernel and data.get("bootId") == boot_id:
             return ProbeResult(
                 kernel=kernel,
@@ -94,7 +94,7 @@ def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeR
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     result = run_probe()
-    text = json.dumps(result.to_json()).encode()
+    text = dumps(result.to_json()).encode()
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         write_atomically(path, lambda out: out.write(text), durable=False)

@@ -6,15 +6,12 @@ in whatever version a config or an IPAM plugin speaks.
 
 from __future__ import annotations
 
-from typing import Any
-
-from packaging.version import Version
-
 from cni_hostdev.errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CniError
+from cni_hostdev.versions import compare
 
-V030 = Version("0.3.0")
-V100 = Version("1.0.0")
-V110 = Version("1.1.0")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 # Plain classes, not dataclasses: `dataclasses` imports `inspect` and compiles an
@@ -142,22 +139,21 @@ class Result:
         self.routes = routes if routes is not None else []
         self.dns = dns if dns is not None else DNS()
 
-    def can_print_as(self, version: Version) -> bool:
+    def can_print_as(self, cni_version: str) -> bool:
         """0.1.0/0.2.0 results are built around ip4/ip6, so they need at least one address."""
-        return version >= V030 or bool(self.ips)
+        return compare(cni_version, "0.3.0") >= 0 or bool(self.ips)
 
     def to_json(self, cni_version: str) -> dict[str, Any]:
-        version = Version(cni_version)
-        if version < V030:
+        if compare(cni_version, "0.3.0") < 0:
             return self._to_legacy_json(cni_version)
         out: dict[str, Any] = {"cniVersion": cni_version}
         if self.interfaces:
-            out["interfaces"] = [_interface_json(i, version) for i in self.interfaces]
+            out["interfaces"] = [_interface_json(i, cni_version) for i in self.interfaces]
         if self.ips:
             ips = []
             for ip in self.ips:
                 entry: dict[str, Any] = {}
-                if version < V100:
+                if compare(cni_version, "1.0.0") < 0:
                     entry["version"] = str(ip.family)
                 entry["address"] = ip.address
                 if ip.gateway:
@@ -167,7 +163,7 @@ class Result:
                 ips.append(entry)
             out["ips"] = ips
         if self.routes:
-            out["routes"] = [_route_json(r, version) for r in self.routes]
+            out["routes"] = [_route_json(r, cni_version) for r in self.routes]
         out["dns"] = self.dns.to_json()
         return out
 
@@ -182,7 +178,7 @@ class Result:
             block: dict[str, Any] = {"ip": ips[0].address}
             if ips[0].gateway:
                 block["gateway"] = ips[0].gateway
-            routes = [_route_json(r, Version("0.2.0")) for r in self.routes if r.family == family]
+            routes = [_route_json(r, "0.2.0") for r in self.routes if r.family == family]
             if routes:
                 block["routes"] = routes
             out[key] = block
@@ -195,7 +191,7 @@ class Result:
         if not isinstance(obj, dict):
             raise CniError(DECODE_FAILURE, f"result for cniVersion {cni_version} is not a JSON object")
         try:
-            if Version(cni_version) < V030:
+            if compare(cni_version, "0.3.0") < 0:
                 return cls._from_legacy_json(obj)
             result = cls(dns=DNS.from_json(obj.get("dns")))
             for i in obj.get("interfaces") or []:
@@ -244,16 +240,16 @@ def _check_network(cidr: str) -> None:
     ipaddress.ip_network(cidr, strict=False)
 
 
-def _interface_json(iface: Interface, version: Version) -> dict[str, Any]:
+def _interface_json(iface: Interface, cni_version: str) -> dict[str, Any]:
     out: dict[str, Any] = {"name": iface.name}
     if iface.mac:
         out["mac"] = iface.mac
-    if version >= V110:
-        if iface.mtu:
-            out["mtu"] = iface.mtu
+    since_110 = compare(cni_version, "1.1.0") >= 0
+    if since_110 and iface.mtu:
+        out["mtu"] = iface.mtu
     if iface.sandbox:
         out["sandbox"] = iface.sandbox
-    if version >= V110:
+    if since_110:
         if iface.socket_path:
             out["socketPath"] = iface.socket_path
         if iface.pci_id:
@@ -261,11 +257,11 @@ def _interface_json(iface: Interface, version: Version) -> dict[str, Any]:
     return out
 
 
-def _route_json(route: Route, version: Version) -> dict[str, Any]:
+def _route_json(route: Route, cni_version: str) -> dict[str, Any]:
     out: dict[str, Any] = {"dst": route.dst}
     if route.gw:
         out["gw"] = route.gw
-    if version >= V110:
+    if compare(cni_version, "1.1.0") >= 0:
         for key in _ROUTE_EXTRAS:
             value = getattr(route, key)
             if value is not None:

@@ -7,11 +7,11 @@ create in a pod, and the snapshots (plain data) that give a device's network bac
 
 from __future__ import annotations
 
-import socket
 import time
-from typing import Any
 
 from cni_hostdev.netlink import (
+    AF_INET,
+    AF_INET6,
     IFA_F_DADFAILED,
     IFA_F_TENTATIVE,
     NLM_F_ACK,
@@ -34,7 +34,12 @@ from cni_hostdev.netlink import (
     rtmsg,
 )
 from cni_hostdev.netlink_loader import fibmsg
-from cni_hostdev.result import Route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cni_hostdev.result import Route
 
 IFA_F_PERMANENT = 0x80
 _ADDRESS_FLAGS = ((0x01, "temporary"), (0x100, "mngtmpaddr"), (0x800, "stable-privacy"), (0x20, "deprecated"))
@@ -80,7 +85,7 @@ class DefaultRoute:
         return self.protocol == RTPROT_RA
 
     def describe(self) -> str:
-        family = "IPv4" if self.family == socket.AF_INET else "IPv6"
+        family = "IPv4" if self.family == AF_INET else "IPv6"
         via = f"via {self.gateway}" if self.gateway else "without a gateway"
         protocol = _ROUTE_PROTOCOLS.get(self.protocol, f"protocol {self.protocol}")
         learned = " (learned from router advertisements)" if self.from_router_advertisement else ""
@@ -154,7 +159,7 @@ def default_routes(rtnl: Rtnl, oif: int | None = None) -> list[DefaultRoute]:
     """Default routes of the main table, one per next hop; given `oif`, only those through that link
     (the kernel filters the dump, so a full routing table, as on BGP nodes, is never dumped)."""
     found: list[DefaultRoute] = []
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (AF_INET, AF_INET6):
         msg = rtmsg()
         msg["family"] = family
         if oif is not None:
@@ -204,7 +209,7 @@ def dump(rtnl: Rtnl, kind: str, index: int | None = None) -> list[Any]:
         replies = rtnl.request(request, RTM_GETADDR, NLM_F_DUMP)
         return [m for m in replies if index is None or m["index"] == index]
     found: list[Any] = []
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (AF_INET, AF_INET6):
         msg = rtmsg() if kind == "route" else fibmsg()
         msg["family"] = family
         if kind == "route":
@@ -261,7 +266,7 @@ def add_address(rtnl: Rtnl, index: int, cidr: str) -> None:
 
     iface = ipaddress.ip_interface(cidr)
     msg = ifaddrmsg()
-    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    msg["family"] = AF_INET if iface.version == 4 else AF_INET6
     msg["prefixlen"] = iface.network.prefixlen
     msg["index"] = index
     attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", str(iface.ip))]
@@ -278,7 +283,7 @@ def add_route(rtnl: Rtnl, route: Route, *, oif: int, gw: str | None = None) -> N
     network = ipaddress.ip_network(route.dst, strict=False)
     table, scope = route.table, route.scope
     msg = rtmsg()
-    msg["family"] = socket.AF_INET if network.version == 4 else socket.AF_INET6
+    msg["family"] = AF_INET if network.version == 4 else AF_INET6
     msg["dst_len"] = network.prefixlen
     msg["table"] = table if table is not None and table < 256 else RT_TABLE_MAIN
     msg["proto"] = RTPROT_BOOT
@@ -304,14 +309,14 @@ def add_route(rtnl: Rtnl, route: Route, *, oif: int, gw: str | None = None) -> N
 def routes(rtnl: Rtnl, oif: int) -> list[tuple[str, str | None, int]]:
     """(dst CIDR, gateway, table) of every route leaving through `oif`, all tables."""
     out: list[tuple[str, str | None, int]] = []
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (AF_INET, AF_INET6):
         msg = rtmsg()
         msg["family"] = family
         msg["attrs"] = [("RTA_OIF", oif)]
         for route in rtnl.request(msg, RTM_GETROUTE, NLM_F_DUMP):
             if route.get_attr("RTA_OIF") != oif:
                 continue
-            dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+            dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == AF_INET else "::")
             table = route.get_attr("RTA_TABLE") or route["table"]
             out.append((f"{dst}/{route['dst_len']}", route.get_attr("RTA_GATEWAY"), table))
     return out

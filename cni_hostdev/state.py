@@ -7,26 +7,28 @@ directories, and are never opened through a symlink.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from typing import TYPE_CHECKING, Any, Literal
 
 from cni_hostdev import logs
 from cni_hostdev.errors import STATE_FAILURE, CniError
 from cni_hostdev.files import write_atomically
+from cni_hostdev.jsontext import dumps_lines, loads
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from cni_hostdev.netlink import Link
 
-log = logs.get_logger(__name__)
+    # "moving": written before the move, so that a crash leaves a record to repair from; "attached":
+    # the device is in the pod. "netdev" devices move; "userspace" ones (a PCI function bound to a
+    # DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
+    Phase = Literal["moving", "attached"]
+    Kind = Literal["netdev", "userspace"]
+    Strategy = Literal["atomic", "rename-then-move", "none", ""]
 
-# "moving": written before the move, so that a crash leaves a record to repair from; "attached":
-# the device is in the pod. "netdev" devices move; "userspace" ones (a PCI function bound to a
-# DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
-Phase = Literal["moving", "attached"]
-Kind = Literal["netdev", "userspace"]
-Strategy = Literal["atomic", "rename-then-move", "none", ""]
+log = logs.get_logger(__name__)
 RECORD_SUFFIX = ".json"
 
 
@@ -195,7 +197,7 @@ class StateStore:
         path = self._path(record.container_id, record.ifname)
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
-        text = json.dumps(record.to_json(), indent=1, sort_keys=True).encode()
+        text = dumps_lines(record.to_json()).encode()
         try:
             write_atomically(path, lambda out: out.write(text))
         except OSError as err:
@@ -212,8 +214,8 @@ class StateStore:
         except OSError as err:
             raise CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}") from None
         try:
-            with os.fdopen(fd) as f:
-                return Record.from_json(json.load(f))
+            with os.fdopen(fd, "rb") as f:
+                return Record.from_json(loads(f.read()))
         except (ValueError, TypeError) as err:
             raise CniError(STATE_FAILURE, f"state record {path} is corrupt: {err}") from None
 

@@ -7,14 +7,9 @@ device back (and its IPAM allocation), a failure of the move itself is rolled ba
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-from collections.abc import Iterator
-from typing import Any
 
 from cni_hostdev import logs, netns, pods
-from cni_hostdev.config import NetConf
 from cni_hostdev.errors import (
     DEVICE_IN_USE,
     DEVICE_NOT_FOUND,
@@ -28,13 +23,23 @@ from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
 from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
-from cni_hostdev.netlink import Link
-from cni_hostdev.netns import Namespace
-from cni_hostdev.plugin import claims, pool
-from cni_hostdev.plugin.call import Call, CniEnv
+from cni_hostdev.netlink import AF_INET6
+from cni_hostdev.plugin import claims
 from cni_hostdev.plugin.release import record_key, records_pod, release
 from cni_hostdev.result import DNS, Interface, Result
-from cni_hostdev.state import Record, StateStore, Strategy
+from cni_hostdev.scoped import contextmanager
+from cni_hostdev.state import Record, StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from cni_hostdev.config import NetConf
+    from cni_hostdev.netlink import Link
+    from cni_hostdev.netns import Namespace
+    from cni_hostdev.plugin.call import Call, CniEnv
+    from cni_hostdev.state import Strategy
 
 log = logs.get_logger(__name__)
 
@@ -50,7 +55,8 @@ def handle(call: Call) -> dict[str, Any]:
             raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
         userspace = userspace_function(conf.selectors)
         if userspace is not None:
-            if conf.pool is not None and not pool.admits_function(conf.pool, *userspace):
+            # Device pools (`devices`) load only for a config that has one.
+            if conf.pool is not None and not _pool_admits_function(conf, *userspace):
                 raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
             return _add_userspace(call, store, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
@@ -66,7 +72,7 @@ def handle(call: Call) -> dict[str, Any]:
 
 def _refuse_unanswerable(conf: NetConf, env: CniEnv) -> None:
     """Before anything moves: a result this version cannot print, an IPAM plugin that is not there."""
-    if conf.ipam is None and not Result().can_print_as(conf.version):
+    if conf.ipam is None and not Result().can_print_as(conf.cni_version):
         raise CniError(
             INCOMPATIBLE_VERSION,
             f"cniVersion {conf.cni_version} results must carry an IP address; configure ipam or use 0.3.0 or later",
@@ -109,7 +115,7 @@ def undo_interrupted_add(store: StateStore, env: CniEnv, lock_timeout: float) ->
         log.warning("ADD %s/%s: undid an interrupted ADD: %s", env.container_id, env.ifname, what)
 
 
-@contextlib.contextmanager
+@contextmanager
 def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple[Link, str | None]]:
     """The device to take, with its lock held: the one selected, or the first free one of the pool.
 
@@ -117,6 +123,8 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
     """
     attachment = (env.container_id, env.ifname)
     if conf.pool is not None and not conf.selectors.any():
+        from cni_hostdev.plugin import pool  # a single device needs none of the pool's code
+
         with pool.pick(conf, attachment, host) as chosen:
             yield chosen
         return
@@ -129,7 +137,7 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
             raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
         device = claims.refuse_live_claims_repair_dead(conf, attachment, device, pci, host)
         # After the repair: a refunded device is judged under its own name, not its dead pod's.
-        if conf.pool is not None and not pool.admits(conf.pool, device):
+        if conf.pool is not None and not _pool_admits(conf, device):
             raise _outside_pool(conf, f"device {device.name}")
         claims.refuse_if_host_uses(conf, host, device)
         yield device, pci
@@ -144,6 +152,20 @@ def _selected(conf: NetConf, host: Namespace) -> Link:
         if err.code != DEVICE_NOT_FOUND or not claims.refuse_or_repair_claims_of_missing(conf, host):
             raise
     return find_device(host.rtnl, conf.selectors)
+
+
+def _pool_admits(conf: NetConf, device: Link) -> bool:
+    from cni_hostdev.plugin import pool
+
+    assert conf.pool is not None
+    return pool.admits(conf.pool, device)
+
+
+def _pool_admits_function(conf: NetConf, address: str, driver: str) -> bool:
+    from cni_hostdev.plugin import pool
+
+    assert conf.pool is not None
+    return pool.admits_function(conf.pool, address, driver)
 
 
 def _outside_pool(conf: NetConf, what: str) -> CniError:
@@ -243,7 +265,7 @@ def _copy_interface_network(pod: Namespace, moved: Link, network: dict[str, Any]
     from cni_hostdev import ifnet, ipam
 
     with netns.entered(pod.fd):
-        if any(a["fields"]["family"] == socket.AF_INET6 for a in network["addresses"]):
+        if any(a["fields"]["family"] == AF_INET6 for a in network["addresses"]):
             ipam.enable_ipv6(moved.name)  # sysctl files answer for the namespace they are opened in
     ifnet.create(pod.rtnl, moved, network, where=f"netns {env.netns}", strict=True)
     checkpoint("interface-network-copied")

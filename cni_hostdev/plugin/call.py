@@ -7,14 +7,15 @@ The rules themselves (which variables each command needs) are the command table'
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
-from typing import Any
 
 from cni_hostdev.config import NetConf, validate_ifname
 from cni_hostdev.errors import INVALID_ENV, CniError
+from cni_hostdev.names import is_plain_name
 
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 # Plain classes, not dataclasses: see cni_hostdev/result.py.
@@ -67,7 +68,7 @@ def read_env(
     if "CNI_CONTAINERID" not in needs:
         return CniEnv(command=command, path=path)
     container_id = _needed(environ, "CNI_CONTAINERID")
-    if not _CONTAINER_ID.match(container_id):
+    if not is_plain_name(container_id):
         raise CniError(INVALID_ENV, f"CNI_CONTAINERID {container_id!r} has characters outside [A-Za-z0-9_.-]")
     ifname = _needed(environ, "CNI_IFNAME")
     try:

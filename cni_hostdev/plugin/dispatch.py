@@ -7,20 +7,23 @@ failure leaves as a CNI error object printed in the config's version.
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+import sys
 
 from cni_hostdev import logs, phases, versions
 from cni_hostdev.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV, NETLINK_FAILURE, CniError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # VERSION must stay cheap: the call's model (and the config's) loads after it
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from cni_hostdev.plugin.call import Call, CniEnv
+
+    Handler = Callable[[Call], dict[str, Any] | None]
 
 log = logs.get_logger("host-device")
 ATTACHMENT = ("CNI_CONTAINERID", "CNI_IFNAME")
-Handler = Callable[["Call"], "dict[str, Any] | None"]
 
 
 class Command:
@@ -34,7 +37,9 @@ class Command:
         self.first_version = versions.FIRST_VERSION.get(name)
 
     def handler(self) -> Handler:
-        handle: Handler = importlib.import_module(f"cni_hostdev.plugin.{self.module}").handle
+        name = f"cni_hostdev.plugin.{self.module}"
+        __import__(name)  # importlib's import_module would load importlib for this one call
+        handle: Handler = sys.modules[name].handle
         return handle
 
 
@@ -65,9 +70,7 @@ def _refuse_if_too_old(command: Command, cni_version: str) -> None:
     first = command.first_version
     if first is None:
         return
-    from packaging.version import Version
-
-    if versions.parse(cni_version) < Version(first):
+    if versions.compare(versions.supported(cni_version), first) < 0:
         later = "" if first == versions.LATEST else " or later"
         raise CniError(
             INCOMPATIBLE_VERSION,

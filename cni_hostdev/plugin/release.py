@@ -8,9 +8,7 @@ physical device whose pod died: the host, under the pod's name. Only by proof (c
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
 
 from cni_hostdev import logs, netns, pods
 from cni_hostdev.errors import INVALID_ENV, STATE_FAILURE, CniError
@@ -18,9 +16,15 @@ from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock, identity
 from cni_hostdev.lookup import pci_address_of
 from cni_hostdev.move import STAGING_DIR, find_moved, refuse_if_name_taken, restore, restore_altnames, send_home
-from cni_hostdev.netlink import Link
 from cni_hostdev.netns import Namespace
+from cni_hostdev.scoped import contextmanager
 from cni_hostdev.state import Record, StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from cni_hostdev.netlink import Link
 
 log = logs.get_logger(__name__)
 
@@ -30,7 +34,7 @@ def record_key(record: Record) -> str:
     return identity(record.pci_address, record.perm_mac, record.mac)
 
 
-@contextlib.contextmanager
+@contextmanager
 def records_pod(record: Record, path: str | None = None) -> Iterator[Namespace | None]:
     """The record's own pod namespace at `path` (default: the recorded one), or None when that path
     no longer holds it: a namespace that took over a dead pod's path is never searched."""

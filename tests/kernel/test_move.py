@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,8 +13,11 @@ from cni_hostdev import netns
 from cni_hostdev.errors import NAME_CONFLICT, CniError
 from cni_hostdev.move import find_moved, move_in, send_home
 from cni_hostdev.netns import Namespace
-from cni_hostdev.state import Record, Strategy
+from cni_hostdev.state import Record
 from tests.conftest import STRATEGIES, Sandbox, ip, link_json, netns_path
+
+if TYPE_CHECKING:
+    from cni_hostdev.state import Strategy
 
 
 @pytest.fixture

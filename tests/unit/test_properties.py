@@ -88,7 +88,7 @@ results = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(results, st.sampled_from(SUPPORTED_VERSIONS))
 def test_result_round_trip_keeps_every_field_the_version_carries(result: Result, version: str) -> None:
-    if not result.can_print_as(__import__("packaging.version").version.Version(version)):
+    if not result.can_print_as(version):
         with pytest.raises(CniError):
             result.to_json(version)
         return

@@ -69,7 +69,7 @@ def test_legacy_shape(version: str) -> None:
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
 def test_legacy_refuses_a_result_without_ips(version: str) -> None:
     result = Result(interfaces=[Interface("net1")])
-    assert not result.can_print_as(__import__("packaging.version").version.Version(version))
+    assert not result.can_print_as(version)
     with pytest.raises(CniError) as err:
         result.to_json(version)
     assert err.value.code == 1 and version in err.value.msg
