@@ -1,0 +1,77 @@
+"""What an ADD and a DEL without IPAM import, pinned module by module: each exec pays for every
+module it loads, so this list may only grow on purpose (and `make profile` says what it costs).
+
+A real ADD and DEL of a veth, run from the source tree in a fresh interpreter without site
+(as the frozen program runs), list sys.modules on their way out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, Sandbox, netns_path
+
+LISTING = """
+import os, sys
+before = set(sys.modules)
+leave = os._exit
+def listing(status):
+    with open(sys.argv[1], "w") as out:
+        out.write("\\n".join(sorted(set(sys.modules) - before)))
+    leave(status)
+os._exit = listing
+from cni_hostdev.cli import main
+main()
+"""
+
+# The standard library's share: C modules and the small modules around them. No typing, enum,
+# re, json, socket, contextlib, collections, functools, subprocess, ipaddress, packaging.
+STANDARD = {
+    "__future__", "_collections", "_ctypes", "_functools", "_json", "_socket", "_struct", "ctypes", "ctypes._endian",
+    "errno", "fcntl",
+    "struct", "types",
+}  # fmt: skip
+PYROUTE2 = {
+    "pyroute2", "pyroute2.common", "pyroute2.config", "pyroute2.netlink", "pyroute2.netlink.exceptions",
+    "pyroute2.netlink.rtnl", "pyroute2.netlink.rtnl.ifaddrmsg", "pyroute2.netlink.rtnl.ifinfmsg",
+    "pyroute2.netlink.rtnl.iw_event", "pyroute2.netlink.rtnl.rtmsg",
+}  # fmt: skip
+OURS_FOR_EVERY_CALL = {
+    "cni_hostdev", "cni_hostdev.cli", "cni_hostdev.config", "cni_hostdev.errors", "cni_hostdev.files",
+    "cni_hostdev.jsontext", "cni_hostdev.locks", "cni_hostdev.logs", "cni_hostdev.lookup", "cni_hostdev.move",
+    "cni_hostdev.names", "cni_hostdev.netlink", "cni_hostdev.netlink_loader", "cni_hostdev.netns",
+    "cni_hostdev.phases", "cni_hostdev.plugin", "cni_hostdev.plugin.call", "cni_hostdev.plugin.dispatch",
+    "cni_hostdev.plugin.release", "cni_hostdev.pods", "cni_hostdev.result", "cni_hostdev.scoped",
+    "cni_hostdev.state", "cni_hostdev.faults", "cni_hostdev.versions",
+}  # fmt: skip
+ADD = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {
+    "cni_hostdev.plugin.add", "cni_hostdev.plugin.claims", "cni_hostdev.probe", "cni_hostdev.routing",
+}  # fmt: skip
+DEL = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {"cni_hostdev.plugin.delete"}
+
+
+def imports_of(command: str, conf: dict[str, object], env: dict[str, str], listing: Path) -> set[str]:
+    site = ":".join(p for p in sys.path if p.endswith("site-packages"))
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", LISTING, str(listing)],
+        input=json.dumps(conf).encode(),
+        capture_output=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": site, "CNI_COMMAND": command, **env},
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    return set(listing.read_text().split())
+
+
+def test_an_add_and_a_del_import_exactly_these_modules(sandbox: Sandbox, tmp_path: Path) -> None:
+    device, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf = {"cniVersion": "1.1.0", "name": "tnet", "type": "host-device", "device": device, "dataDir": str(tmp_path)}
+    env = {"CNI_CONTAINERID": "imports", "CNI_NETNS": netns_path(pod), "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
+    added = imports_of("ADD", conf, env, tmp_path / "add")
+    deleted = imports_of("DEL", conf, env, tmp_path / "del")
+    assert added == ADD, f"new: {sorted(added - ADD)}, gone: {sorted(ADD - added)}"
+    assert deleted == DEL, f"new: {sorted(deleted - DEL)}, gone: {sorted(DEL - deleted)}"

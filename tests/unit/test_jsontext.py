@@ -1,0 +1,87 @@
+"""cni_hostdev/jsontext.py against the json package: the same text out, the same values and the same
+errors in, without importing json (or re) for anything the plugin reads and writes every call."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cni_hostdev import jsontext
+from tests.conftest import ROOT
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=20
+)
+
+
+def outcome(function: Any, argument: Any) -> tuple[str, str]:
+    """What a call gives, NaN-safe: its value as json writes it, or its exception."""
+    try:
+        return "value", json.dumps(function(argument), sort_keys=True)
+    except Exception as err:  # the exception itself is the outcome compared
+        return type(err).__name__, str(err)
+
+
+@settings(max_examples=300)
+@given(values, st.booleans())
+def test_dumps_writes_what_json_writes(value: Any, sort_keys: bool) -> None:
+    assert jsontext.dumps(value, sort_keys=sort_keys) == json.dumps(value, sort_keys=sort_keys)
+
+
+@settings(max_examples=300)
+@given(values)
+def test_loads_reads_what_json_reads(value: Any) -> None:
+    text = json.dumps(value)
+    for given_text in (text, text.encode(), f" \n\t{text}\r\n "):
+        assert outcome(jsontext.loads, given_text) == outcome(json.loads, given_text)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet='{}[]",:0123456789.eE+-truefalsnul \t\n\\u\ufeff', max_size=30) | st.binary(max_size=30))
+def test_bad_input_fails_as_json_fails(text: str | bytes) -> None:
+    assert outcome(jsontext.loads, text) == outcome(json.loads, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "  ", "{", "[1] x", "NaN", "-Infinity", "\ufeff{}", b"\xef\xbb\xbf{}", b"\xff", "[" * 100_000, '"\\ud800"'],
+)
+def test_edge_cases_fail_or_pass_as_json_does(text: str | bytes) -> None:
+    assert outcome(jsontext.loads, text) == outcome(json.loads, text)
+
+
+def test_what_json_cannot_hold_is_refused_as_json_refuses_it() -> None:
+    for value in ({"a": object()}, {1, 2}, b"bytes"):
+        assert outcome(jsontext.dumps, value) == outcome(json.dumps, value)
+    looped: list[Any] = []
+    looped.append(looped)
+    assert outcome(jsontext.dumps, looped) == outcome(json.dumps, looped)
+    assert jsontext.dumps({"n": [float("nan"), math.inf]}) == json.dumps({"n": [float("nan"), math.inf]})
+
+
+def test_a_record_is_one_sorted_key_per_line() -> None:
+    record = {"b": {"z": 1, "a": [1, "x"]}, "a": None}
+    text = jsontext.dumps_lines(record)
+    assert json.loads(text) == record
+    assert text.splitlines() == ["{", ' "a": null,', ' "b": {"a": [1, "x"], "z": 1}', "}"]
+    assert jsontext.dumps_lines({}) == "{}"
+
+
+def test_the_plugin_s_reads_and_writes_load_neither_json_nor_re() -> None:
+    code = (
+        "import sys\n"
+        "from cni_hostdev import jsontext\n"
+        'jsontext.dumps(jsontext.loads(b\'{"cniVersion": "1.1.0", "x": [1, 2.5, null, true]}\'))\n'
+        "jsontext.dumps_lines({'a': 'b'})\n"
+        "print('json' in sys.modules, 're' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "False"], out.stderr
