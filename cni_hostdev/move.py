@@ -20,7 +20,7 @@ import os
 from cni_hostdev import logs, netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
 from cni_hostdev.faults import checkpoint
-from cni_hostdev.netlink import Link, NetlinkError, Rtnl
+from cni_hostdev.netlink import IFF_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record
 
@@ -91,9 +91,8 @@ def move_in(host: Namespace, pod: Namespace, device: Link, record: Record) -> Li
             raise CniError(MOVE_FAILED, f"device {record.original_name} did not arrive in the pod as {ifname}")
         pod.rtnl.set_link(moved.index, up=True)
         checkpoint("up")
-        result = pod.rtnl.link(index=moved.index)
-        assert result is not None
-        return result
+        moved.flags |= IFF_UP  # what the kernel acknowledged; its name, MAC and MTU are as they arrived
+        return moved
     except BaseException as failure:
         _roll_back(host, pod, temp, record, failure)
         if isinstance(failure, NetlinkError):
@@ -179,7 +178,7 @@ def refuse_if_name_taken(host: Rtnl, original_name: str, current_name: str) -> N
         )
 
 
-def send_home(source: Rtnl, link: Link, host: Namespace, record: Record) -> Link:
+def send_home(source: Rtnl, link: Link, host: Namespace, record: Record) -> None:
     """One message moves the device home under its original name; then restore the rest.
 
     The device keeps our marker (its original name as its alias) until everything else is
@@ -195,7 +194,7 @@ def send_home(source: Rtnl, link: Link, host: Namespace, record: Record) -> Link
     home = host.rtnl.link(name=name)
     if home is None:
         raise CniError(MOVE_FAILED, f"device {name} did not arrive back in the host")
-    return restore(host.rtnl, home, record)
+    restore(host.rtnl, home, record)
 
 
 def drop_colliding_altnames(source: Rtnl, link: Link, target: Rtnl, new_name: str, where: str) -> None:
@@ -235,32 +234,29 @@ def restore_altnames(rtnl: Rtnl, link: Link, wanted: tuple[str, ...], device: st
             log.warning("altname %s of %s not restored: %s", name, device, err.strerror)
 
 
-def restore(rtnl: Rtnl, link: Link, record: Record) -> Link:
+def restore(rtnl: Rtnl, link: Link, record: Record) -> None:
     """Give back MTU, MAC, up state, altnames, its own network and, last, the alias, each only where
-    it differs.
+    it differs from `link` (the device as just read).
 
     The alias goes last because until then it is our marker: whatever kills us before
     the end, a retry finds the device still marked as ours and finishes the job.
     """
+    up = link.up
     if link.mtu != record.mtu:
         rtnl.set_link(link.index, mtu=record.mtu)
     if record.mac and link.mac != record.mac:
-        if link.up:
+        if up:
             rtnl.set_link(link.index, up=False)
+            up = False
         rtnl.set_link(link.index, mac=record.mac)
-    current = rtnl.link(index=link.index)
-    assert current is not None
-    if current.up != record.was_up:
+    if up != record.was_up:
         rtnl.set_link(link.index, up=record.was_up)
     # None in records written before altnames were kept: those are left as they are.
-    if record.altnames is not None and current.altnames != tuple(record.altnames):
-        restore_altnames(rtnl, current, tuple(record.altnames), record.original_name)
+    if record.altnames is not None and link.altnames != tuple(record.altnames):
+        restore_altnames(rtnl, link, tuple(record.altnames), record.original_name)
     if record.interface_network is not None:
         from cni_hostdev import ifnet
 
-        ifnet.create(rtnl, current, record.interface_network, where="the host", strict=False)
-    if (current.alias or None) != (record.original_alias or None):
+        ifnet.create(rtnl, link, record.interface_network, where="the host", strict=False)
+    if (link.alias or None) != (record.original_alias or None):
         rtnl.set_link(link.index, alias=record.original_alias or "")
-    current = rtnl.link(index=link.index)
-    assert current is not None
-    return current

@@ -55,10 +55,22 @@ IFF_LOWER_UP = 0x10000
 IFF_LOOPBACK = 0x8
 _HEADER = struct.Struct("=IHHII")
 
-_messages = netlink_loader.load()
-ifinfmsg: Any = _messages.ifinfmsg
-ifaddrmsg: Any = _messages.ifaddrmsg
-rtmsg: Any = _messages.rtmsg
+ifinfmsg: Any = netlink_loader.message("ifinfmsg")
+
+
+def ifaddrmsg() -> Any:
+    """An address message (its module loads on first use: a DEL reads no address)."""
+    return netlink_loader.message("ifaddrmsg")()
+
+
+def rtmsg() -> Any:
+    """A route message (its module loads on first use: a DEL reads no route)."""
+    return netlink_loader.message("rtmsg")()
+
+
+def fibmsg() -> Any:
+    """A policy rule message: only useInterfaceNetwork needs them."""
+    return netlink_loader.message("fibmsg")()
 
 
 class NetlinkError(OSError):
@@ -118,27 +130,42 @@ class Link:
         return bool(self.flags & IFF_LOOPBACK)
 
 
+_LINK_ATTRS = frozenset(
+    (
+        "IFLA_IFNAME", "IFLA_MTU", "IFLA_ADDRESS", "IFLA_PERM_ADDRESS", "IFLA_IFALIAS", "IFLA_MASTER",
+        "IFLA_LINKINFO", "IFLA_PARENT_DEV_BUS_NAME", "IFLA_PARENT_DEV_NAME", "IFLA_PROP_LIST",
+    )
+)  # fmt: skip
+
+
 def _link_from_msg(msg: Any) -> Link:
-    kind = None
-    linkinfo = msg.get_attr("IFLA_LINKINFO")
-    if linkinfo is not None:
-        kind = linkinfo.get_attr("IFLA_INFO_KIND")
-    perm = msg.get_attr("IFLA_PERM_ADDRESS")
-    props = msg.get_attr("IFLA_PROP_LIST")
-    altnames = tuple(props.get_attrs("IFLA_ALT_IFNAME")) if props is not None else ()
+    # One pass over the attributes: pyroute2's get_attr scans all of them (forty-odd on a link)
+    # for each name asked, and decodes only the values read.
+    values: dict[str, Any] = {}
+    for cell in msg["attrs"]:
+        name = cell[0]
+        if name in _LINK_ATTRS and name not in values:
+            values[name] = cell[1]
+
+    def attr(name: str) -> Any:
+        return values.get(name)
+
+    linkinfo = attr("IFLA_LINKINFO")
+    perm = attr("IFLA_PERM_ADDRESS")
+    props = attr("IFLA_PROP_LIST")
     return Link(
         index=msg["index"],
-        name=msg.get_attr("IFLA_IFNAME"),
+        name=attr("IFLA_IFNAME"),
         flags=msg["flags"],
-        mtu=msg.get_attr("IFLA_MTU") or 0,
-        mac=(msg.get_attr("IFLA_ADDRESS") or "").lower(),
+        mtu=attr("IFLA_MTU") or 0,
+        mac=(attr("IFLA_ADDRESS") or "").lower(),
         perm_mac=perm.lower() if perm and perm != "00:00:00:00:00:00" else None,
-        alias=msg.get_attr("IFLA_IFALIAS") or None,
-        master=msg.get_attr("IFLA_MASTER") or None,
-        kind=kind,
-        parent_bus=msg.get_attr("IFLA_PARENT_DEV_BUS_NAME"),
-        parent_dev=msg.get_attr("IFLA_PARENT_DEV_NAME"),
-        altnames=altnames,
+        alias=attr("IFLA_IFALIAS") or None,
+        master=attr("IFLA_MASTER") or None,
+        kind=linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None,
+        parent_bus=attr("IFLA_PARENT_DEV_BUS_NAME"),
+        parent_dev=attr("IFLA_PARENT_DEV_NAME"),
+        altnames=tuple(props.get_attrs("IFLA_ALT_IFNAME")) if props is not None else (),
     )
 
 

@@ -8,11 +8,11 @@ bound to that namespace after we leave it.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
 
+from cni_hostdev import libc
 from cni_hostdev.errors import INVALID_ENV, CniError
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.scoped import contextmanager
@@ -26,21 +26,13 @@ CLONE_NEWNS = 0x00020000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 _SELF_NETNS = "/proc/thread-self/ns/net"
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 class NotANetns(Exception):
     pass
 
 
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def _setns(fd: int) -> None:
-    _check(_libc.setns(fd, CLONE_NEWNET), "setns")
+    libc.check(libc.setns(fd, CLONE_NEWNET), "setns")
 
 
 def open_netns(path: str) -> int:
@@ -85,7 +77,7 @@ def new_private() -> int:
     """A fresh, unnamed netns: it dies with its last fd, so a crash leaves nothing mounted."""
     home = open_current()
     try:
-        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        libc.check(libc.unshare(CLONE_NEWNET), "unshare")
         try:
             return open_current()
         finally:
@@ -103,12 +95,12 @@ def persist(fd: int, path: str) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     source = f"/proc/self/fd/{fd}".encode()
-    _check(_libc.mount(source, path.encode(), b"none", MS_BIND, None), f"bind-mount netns at {path}")
+    libc.check(libc.mount(source, path.encode(), b"none", MS_BIND, None), f"bind-mount netns at {path}")
 
 
 def unpersist(path: str) -> None:
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        err = ctypes.get_errno()
+    if libc.umount2(path.encode(), MNT_DETACH) != 0 and libc.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        err = libc.get_errno()
         raise OSError(err, f"umount {path}: {os.strerror(err)}")
     try:
         os.unlink(path)

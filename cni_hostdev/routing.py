@@ -30,10 +30,10 @@ from cni_hostdev.netlink import (
     RTN_UNICAST,
     RTPROT_BOOT,
     Rtnl,
+    fibmsg,
     ifaddrmsg,
     rtmsg,
 )
-from cni_hostdev.netlink_loader import fibmsg
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

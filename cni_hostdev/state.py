@@ -192,14 +192,16 @@ class StateStore:
         except OSError as err:
             raise CniError(STATE_FAILURE, f"cannot create state directory {self.dir}: {err.strerror}") from None
 
-    def save(self, record: Record) -> None:
+    def save(self, record: Record, *, durable: bool = True) -> None:
+        """Write `record` in place of the attachment's last one; `durable` waits for the disk (fsync),
+        which only a record that must survive a power loss needs (see its callers)."""
         self.ensure_dir()
         path = self._path(record.container_id, record.ifname)
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
         text = dumps_lines(record.to_json()).encode()
         try:
-            write_atomically(path, lambda out: out.write(text))
+            write_atomically(path, lambda out: out.write(text), durable=durable)
         except OSError as err:
             raise CniError(STATE_FAILURE, f"cannot write state record {path}: {err.strerror}") from None
 

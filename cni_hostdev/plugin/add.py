@@ -227,7 +227,10 @@ def _move(store: StateStore, record: Record, host: Namespace, pod: Namespace, de
     record.phase = "attached"
     record.ifindex = moved.index
     record.staging = None
-    store.save(record)
+    # Not fsync'd: a crash of this process leaves it in the page cache, and after a power loss
+    # every pod is gone, so the durable "moving" record written before the move leads recovery
+    # to the same device as this one would.
+    store.save(record, durable=False)
     checkpoint("attached")
     return moved
 

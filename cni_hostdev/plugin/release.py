@@ -104,8 +104,11 @@ def _from_host(record: Record, host: Namespace) -> str:
 def _never_left(record: Record, link: Link, host: Namespace) -> str | None:
     """An ADD killed just before its move leaves the device home, but without the altnames it
     dropped for the move: give those back to the very device (its ifindex and MAC, under its own
-    name) of a record that never got further."""
+    name) of a record that never got further. Not after a reboot: an ifindex of an earlier boot
+    proves nothing (and then a "moving" record and an "attached" one lead to the same result)."""
     if record.phase != "moving" or record.altnames is None:
+        return None
+    if record.boot_id is not None and record.boot_id != pods.boot_id():
         return None
     if (link.name, link.index, link.mac) != (record.original_name, record.ifindex, record.mac):
         return None

@@ -27,21 +27,20 @@ from cni_hostdev.cli import main
 main()
 """
 
-# The standard library's share: C modules and the small modules around them. No typing, enum,
-# re, json, socket, contextlib, collections, functools, subprocess, ipaddress, packaging.
+# The standard library's share: C modules and `struct`. No typing, enum, re, json, socket, ctypes,
+# contextlib, collections, functools, subprocess, ipaddress, packaging.
 STANDARD = {
-    "__future__", "_collections", "_ctypes", "_functools", "_json", "_socket", "_struct", "ctypes", "ctypes._endian",
-    "errno", "fcntl",
-    "struct", "types",
+    "__future__", "_collections", "_ctypes", "_functools", "_json", "_socket", "_struct", "errno", "fcntl", "struct",
 }  # fmt: skip
+# Links only: a DEL reads no route or address.
 PYROUTE2 = {
-    "pyroute2", "pyroute2.common", "pyroute2.config", "pyroute2.netlink", "pyroute2.netlink.exceptions",
-    "pyroute2.netlink.rtnl", "pyroute2.netlink.rtnl.ifaddrmsg", "pyroute2.netlink.rtnl.ifinfmsg",
-    "pyroute2.netlink.rtnl.iw_event", "pyroute2.netlink.rtnl.rtmsg",
+    "pyroute2", "pyroute2.common", "pyroute2.netlink", "pyroute2.netlink.exceptions", "pyroute2.netlink.rtnl",
+    "pyroute2.netlink.rtnl.ifinfmsg",
 }  # fmt: skip
 OURS_FOR_EVERY_CALL = {
     "cni_hostdev", "cni_hostdev.cli", "cni_hostdev.config", "cni_hostdev.errors", "cni_hostdev.files",
-    "cni_hostdev.jsontext", "cni_hostdev.locks", "cni_hostdev.logs", "cni_hostdev.lookup", "cni_hostdev.move",
+    "cni_hostdev.jsontext", "cni_hostdev.libc", "cni_hostdev.locks", "cni_hostdev.logs", "cni_hostdev.lookup",
+    "cni_hostdev.move",
     "cni_hostdev.names", "cni_hostdev.netlink", "cni_hostdev.netlink_loader", "cni_hostdev.netns",
     "cni_hostdev.phases", "cni_hostdev.plugin", "cni_hostdev.plugin.call", "cni_hostdev.plugin.dispatch",
     "cni_hostdev.plugin.release", "cni_hostdev.pods", "cni_hostdev.result", "cni_hostdev.scoped",
@@ -49,6 +48,7 @@ OURS_FOR_EVERY_CALL = {
 }  # fmt: skip
 ADD = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {
     "cni_hostdev.plugin.add", "cni_hostdev.plugin.claims", "cni_hostdev.probe", "cni_hostdev.routing",
+    "pyroute2.netlink.rtnl.ifaddrmsg", "pyroute2.netlink.rtnl.rtmsg",  # the uplink and address checks
 }  # fmt: skip
 DEL = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {"cni_hostdev.plugin.delete"}
 
