@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c' -o -name '*.h') pyproject.toml
 
-.PHONY: all binary test lint unit demo conformance bench profile release sysdeps clean
+.PHONY: all binary test lint unit demo conformance bench profile baseline release sysdeps clean
 
 all: binary
 
@@ -48,13 +48,27 @@ conformance: binary
 	conformance/run.sh --plugin dist/host-device
 	conformance/qemu/run.sh --plugin dist/host-device
 
+# COMPARE=FILE adds another single file (an older build, see `make baseline`) to the same
+# interleaved run: `make bench COMPARE=build/baseline/host-device`.
+COMPARE ?=
+BENCH_COMPARE = $(if $(COMPARE),--compare $(COMPARE))
+
 bench: binary | sysdeps
-	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20
+	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20 $(BENCH_COMPARE)
 
 # Where an exec of ours spends its time, phase by phase (launcher, bootloader, interpreter,
-# imports, work, exit), and what an ADD imports.
+# imports, work step by step, exit), and what an ADD imports.
 profile: binary | sysdeps
-	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --profile --no-bench
+	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --profile --no-bench $(BENCH_COMPARE)
+
+# An older build to compare with: the single file of commit BASELINE, in build/baseline/.
+BASELINE ?= e00b2a6
+baseline:
+	rm -rf build/baseline-src && git worktree prune
+	git worktree add --detach build/baseline-src $(BASELINE)
+	$(MAKE) -C build/baseline-src binary PYTHON=$(PYTHON)
+	mkdir -p build/baseline && cp build/baseline-src/dist/host-device build/baseline/host-device
+	git worktree remove --force build/baseline-src
 
 release: binary
 	packaging/release.sh dist

@@ -5,6 +5,8 @@ out: `{"command": ..., "start": t, "ready": t, "done": t}` in seconds of the rea
 (the clock strace and the benchmark read too). `start` is the first line of the frozen
 entry script, `ready` is when everything the command needs is imported and its input
 parsed, `done` is when the command's own work ended and its answer is about to be written.
+ADD and DEL mark their steps in between (`opened`, `chosen`, `recorded`, `moved`): see the
+step table of `make profile` (tests/perf/bench.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from cni_hostdev import logs, netns, pods
+from cni_hostdev import logs, netns, phases, pods
 from cni_hostdev.errors import (
     DEVICE_IN_USE,
     DEVICE_NOT_FOUND,
@@ -51,6 +51,7 @@ def handle(call: Call) -> dict[str, Any]:
     undo_interrupted_add(store, env, conf.lock_timeout)
     with netns.pod(env.netns, required=True) as pod, netns.host() as host:
         assert pod is not None
+        phases.mark("opened")
         if netns.same_netns(pod.fd, host.fd):
             raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
         userspace = userspace_function(conf.selectors)
@@ -60,10 +61,13 @@ def handle(call: Call) -> dict[str, Any]:
                 raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
             return _add_userspace(call, store, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
+            phases.mark("chosen")
             record = _record(conf, env, host, pod, device, pci)
             store.save(record)
             checkpoint("record-written")
+            phases.mark("recorded")
             moved = _move(store, record, host, pod, device)
+            phases.mark("moved")
             ipam_result = _configure(call, store, record, host, pod, moved)
     result = _answer(conf, Interface(moved.name, moved.mac, moved.mtu, env.netns, pci), ipam_result, record)
     log.info("ADD %s: %s -> %s:%s (%s)", env.container_id, device.name, env.netns, env.ifname, record.strategy)

@@ -6,7 +6,7 @@ succeed, because the runtime retries a failed DEL forever and the pod stays term
 
 from __future__ import annotations
 
-from cni_hostdev import logs, netns
+from cni_hostdev import logs, netns, phases
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
 from cni_hostdev.plugin.release import record_key, records_pod, release
@@ -36,6 +36,8 @@ def handle(call: Call) -> None:
         records_pod(record, env.netns or record.netns) as pod,
         netns.host() as host,
     ):
+        phases.mark("opened")
         what = release(record, pod, host)
+        phases.mark("moved")
         store.remove(env.container_id, env.ifname)
     log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)

@@ -30,7 +30,8 @@ main()
 # The standard library's share: C modules and `struct`. No typing, enum, re, json, socket, ctypes,
 # contextlib, collections, functools, subprocess, ipaddress, packaging.
 STANDARD = {
-    "__future__", "_collections", "_ctypes", "_functools", "_json", "_socket", "_struct", "errno", "fcntl", "struct",
+    "__future__", "_collections", "_ctypes", "_functools", "_json", "_socket", "_struct", "errno", "fcntl", "gc",
+    "struct",
 }  # fmt: skip
 # Links only: a DEL reads no route or address.
 PYROUTE2 = {

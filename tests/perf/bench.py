@@ -195,6 +195,21 @@ PHASES = (
     ("the command's work", "ready", "done"),
     ("answer and exit", "done", "reaped"),
 )
+# The command's work, step by step (the marks ADD and DEL set between "ready" and "done").
+STEPS = {
+    "ADD": (
+        ("ready", "opened", "pod and host namespaces opened, no earlier record of this attachment"),
+        ("opened", "chosen", "device found and locked, claims and the host's use of it checked"),
+        ("chosen", "recorded", "record written and fsync'd (the strategy from the probe's cache)"),
+        ("recorded", "moved", "the move (one kernel call), up, the record updated"),
+        ("moved", "done", "IPAM (none here), the answer"),
+    ),
+    "DEL": (
+        ("ready", "opened", "record read, device locked, namespaces opened"),
+        ("opened", "moved", "found in the pod, moved home (one kernel call), restored"),
+        ("moved", "done", "record removed"),
+    ),
+}
 START_UP = (
     ("fork and exec of the launcher", "spawn", "exec1"),
     ("launcher (finds its payload, execs it)", "exec1", "exec2"),
@@ -234,7 +249,7 @@ def _median_ms(runs: list[dict[str, float]], begin: str, end: str) -> str:
 def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
     """Medians of each phase of our execs, and where start-up itself goes (a second set of runs
     under `strace -e execve`, which times the launcher's and the bootloader's execs)."""
-    ours = {name: plugin for name, plugin in variants.items() if name.startswith("ours")}
+    ours = {name: plugin for name, plugin in variants.items() if name.startswith(("ours", "compared"))}
     print(f"\n--profile: where an exec of ours spends its time; medians of {rounds} runs in ms\n")
     with fresh_names() as names:
         dev, pod = names.veth(), names.pod()
@@ -255,6 +270,12 @@ def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
                 print(f"| {label} | " + " | ".join(_median_ms(plain[c], begin, end) for c in COMMANDS) + " |")
             totals = [statistics.median(r["reaped"] - r["spawn"] for r in plain[c]) * 1000 for c in COMMANDS]
             print("| **total** | " + " | ".join(f"**{x:.1f}**" for x in totals) + " |")
+            print("\nThe command's work, step by step:\n")
+            print("| command | step | ms |")
+            print("|---|---|---|")
+            for command, steps in STEPS.items():
+                for begin, end, label in steps:
+                    print(f"| {command} | {label} | {_median_ms(plain[command], begin, end)} |")
             print("\nStart-up, under strace (which slows each exec a little):\n")
             print("| step | " + " | ".join(COMMANDS) + " |")
             print("|---|" + "---|" * len(COMMANDS))
