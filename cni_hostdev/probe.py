@@ -73,13 +73,11 @@ def run_probe() -> ProbeResult:
     return ProbeResult(kernel=os.uname().release, bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
 
 
-def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeResult:
-    """The probe result for this boot; /run is emptied at boot, and the key guards kexec too."""
+def read_cache(cache_dir: str = CACHE_DIR) -> ProbeResult | None:
+    """This boot's cached probe result, or None (not probed yet this boot, or unreadable)."""
     path = os.path.join(cache_dir, CACHE_FILE)
     kernel, boot_id = os.uname().release, _boot_id()
     try:
-        if refresh:
-            raise FileNotFoundError(path)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
             data = loads(f.read())
@@ -93,6 +91,15 @@ def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeR
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
+    return None
+
+
+def cached_probe(cache_dir: str = CACHE_DIR, *, refresh: bool = False) -> ProbeResult:
+    """The probe result for this boot; /run is emptied at boot, and the key guards kexec too."""
+    path = os.path.join(cache_dir, CACHE_FILE)
+    cached = None if refresh else read_cache(cache_dir)
+    if cached is not None:
+        return cached
     result = run_probe()
     text = dumps(result.to_json()).encode()
     try:

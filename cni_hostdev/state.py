@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 from cni_hostdev import logs
 from cni_hostdev.errors import STATE_FAILURE, CniError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logs.get_logger(__name__)
 RECORD_SUFFIX = ".json"
+SET_ASIDE_SUFFIX = ".corrupt"  # an unreadable record, kept for inspection and never read again
 
 
 _REQUIRED = (
@@ -206,9 +208,9 @@ class StateStore:
             raise CniError(STATE_FAILURE, f"cannot write state record {path}: {err.strerror}") from None
 
     def load(self, container_id: str, ifname: str) -> Record | None:
-        return self._load_path(self._path(container_id, ifname))
+        return self.load_path(self._path(container_id, ifname))
 
-    def _load_path(self, path: str) -> Record | None:
+    def load_path(self, path: str) -> Record | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -220,6 +222,23 @@ class StateStore:
                 return Record.from_json(loads(f.read()))
         except (ValueError, TypeError) as err:
             raise CniError(STATE_FAILURE, f"state record {path} is corrupt: {err}") from None
+        except OSError as err:
+            raise CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}") from None
+
+    def set_aside(self, container_id: str, ifname: str) -> str | None:
+        """Move an unreadable record out of the way (`<record>.corrupt`, or with a time stamp after it
+        when one is there already), where no command reads it again; the new path, or None when
+        it could not be moved."""
+        path = self._path(container_id, ifname)
+        aside = path + SET_ASIDE_SUFFIX
+        if os.path.lexists(aside):
+            aside = f"{aside}-{time.time_ns()}"
+        try:
+            os.rename(path, aside)  # a symlink is moved, not followed
+        except OSError as err:
+            log.warning("cannot move unreadable state record %s aside: %s", path, err.strerror)
+            return None
+        return aside
 
     def remove(self, container_id: str, ifname: str) -> None:
         try:
@@ -238,7 +257,7 @@ class StateStore:
             if not name.endswith(RECORD_SUFFIX):
                 continue
             try:
-                record = self._load_path(os.path.join(self.dir, name))
+                record = self.load_path(os.path.join(self.dir, name))
             except CniError as err:
                 log.warning("skipping state record: %s", err.msg)
                 continue

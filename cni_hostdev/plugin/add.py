@@ -62,6 +62,7 @@ def handle(call: Call) -> dict[str, Any]:
             return _add_userspace(call, store, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
             phases.mark("chosen")
+            logs.context(device=device.name)
             record = _record(conf, env, host, pod, device, pci)
             store.save(record)
             checkpoint("record-written")
@@ -328,6 +329,7 @@ def _answer(conf: NetConf, iface: Interface, ipam_result: Result | None, record:
 def _add_userspace(call: Call, store: StateStore, pci: str, driver: str) -> dict[str, Any]:
     """A PCI function bound to vfio-pci/uio: nothing to move, the pod's DPDK app drives it."""
     conf, env = call.conf, call.env
+    logs.context(device=pci)
     with device_lock(conf.data_dir, identity(pci, None, pci), pci, conf.lock_timeout):
         for record in store.all():
             if record.pci_address == pci and pods.alive(record):

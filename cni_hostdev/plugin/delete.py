@@ -7,9 +7,10 @@ succeed, because the runtime retries a failed DEL forever and the pod stays term
 from __future__ import annotations
 
 from cni_hostdev import logs, netns, phases
+from cni_hostdev.errors import CniError
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
-from cni_hostdev.plugin.release import record_key, records_pod, release
+from cni_hostdev.plugin.release import record_key, records_pod, release, release_unrecorded
 from cni_hostdev.state import StateStore
 
 log = logs.get_logger(__name__)
@@ -24,10 +25,20 @@ def handle(call: Call) -> None:
     if conf.ipam is not None:
         call.ipam("DEL")
     store = StateStore(conf.data_dir, conf.name)
-    record = store.load(env.container_id, env.ifname)
+    try:
+        record = store.load(env.container_id, env.ifname)
+    except CniError as unreadable:
+        # Failing would fail every retry, and the pod would stay terminating: the record goes
+        # aside for inspection, and what the pod itself proves is given back.
+        aside = store.set_aside(env.container_id, env.ifname)
+        log.warning("DEL %s/%s: %s; %s", env.container_id, env.ifname, unreadable.msg, _aside(aside))
+        what = release_unrecorded(conf.data_dir, env.netns, env.ifname, conf.lock_timeout)
+        log.warning("DEL %s/%s without its record: %s", env.container_id, env.ifname, what)
+        return
     if record is None:
         log.info("DEL %s/%s: nothing recorded, nothing to do", env.container_id, env.ifname)
         return
+    logs.context(device=record.original_name or record.pci_address)
     with (
         device_lock(
             conf.data_dir, record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
@@ -41,3 +52,9 @@ def handle(call: Call) -> None:
         phases.mark("moved")
         store.remove(env.container_id, env.ifname)
     log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)
+
+
+def _aside(path: str | None) -> str:
+    if path is None:
+        return "it could not be moved aside and will be met again"
+    return f"moved aside to {path}, kept for inspection and never read again"

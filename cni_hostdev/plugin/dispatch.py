@@ -84,6 +84,28 @@ def apply_log_level(level: object) -> None:
         logs.set_level(logs.LEVELS[level.lower()])
 
 
+def start_logging(environ: Mapping[str, str], conf: dict[str, Any]) -> None:
+    """The config's log settings (its `logFile`, if any), and what each line of that file names."""
+    if conf.get("logFile"):
+        from cni_hostdev import logfile
+
+        logfile.configure(conf)
+    else:
+        apply_log_level(conf.get("logLevel"))
+    name = conf.get("name")
+    logs.context(
+        command=_label(environ.get("CNI_COMMAND")),
+        network=_label(name if isinstance(name, str) else None),
+        container=_label(environ.get("CNI_CONTAINERID")),
+        ifname=_label(environ.get("CNI_IFNAME")),
+    )
+
+
+def _label(value: str | None) -> str | None:
+    """A value as one key=value word of a log line, whatever the caller sent."""
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in value[:100]) if value else None
+
+
 def answer_version(stdin: bytes) -> tuple[dict[str, Any], int]:
     """VERSION is exec'd often and must stay cheap: no config model, no netlink."""
     asked, conf = versions.requested(stdin)
@@ -102,12 +124,13 @@ def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[
     from cni_hostdev import config
 
     # Errors answer in the config's version, even those found before the config is parsed.
-    cni_version = versions.known_or_latest(versions.requested(stdin)[0])
+    asked, readable = versions.requested(stdin)
+    cni_version = versions.known_or_latest(asked)
+    start_logging(environ, readable)
     try:
         env = read_command_env(environ)
         raw = config.decode_stdin(stdin)
         cni_version = config.config_version(raw)
-        apply_log_level(raw.get("logLevel"))
         command = COMMANDS[env.command]
         _refuse_if_too_old(command, cni_version)
         conf = config.parse_netconf(raw, env.command)
@@ -120,8 +143,15 @@ def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[
         return handle(Call(env, conf, environ)), 0
     except CniError as err:
         err.naming_node()
-        if err.code == INVALID_CONFIG or err.code >= 100:
-            log.error("%s", err.msg)
+        # On stderr only what a user can act on (runtimes show it beside the error object); the
+        # log file keeps every refusal.
+        on_stderr = err.code == INVALID_CONFIG or err.code >= 100
+        logs.emit(
+            logs.ERROR,
+            "%s refused (code %d): %s",
+            (environ.get("CNI_COMMAND"), err.code, err.msg),
+            file_only=not on_stderr,
+        )
         return err.to_json(versions.known_or_latest(cni_version)), 1
     except Exception as err:  # the one place that turns surprises into CNI errors
         return _unexpected(err, versions.known_or_latest(cni_version)), 1

@@ -17,6 +17,7 @@ def handle(call: Call) -> None:
     done, failures = release_records(StateStore(conf.data_dir, conf.name), conf.lock_timeout, valid)
     for line in done:
         log.info("GC %s", line)
+    log.info("GC of network %s: %d given back, %d failed", conf.name, len(done), len(failures))
     if conf.ipam is not None:
         call.ipam("GC")
     if failures:

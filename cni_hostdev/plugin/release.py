@@ -18,7 +18,7 @@ from cni_hostdev.lookup import pci_address_of
 from cni_hostdev.move import STAGING_DIR, find_moved, refuse_if_name_taken, restore, restore_altnames, send_home
 from cni_hostdev.netns import Namespace
 from cni_hostdev.scoped import contextmanager
-from cni_hostdev.state import Record, StateStore
+from cni_hostdev.state import Record, StateStore, every_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -209,3 +209,76 @@ def release_records(
             if what is not None:
                 done.append(f"{listed.container_id}/{listed.ifname}: {what}")
     return done, failures
+
+
+def release_unrecorded(data_dir: str, netns_path: str, ifname: str, lock_timeout: float) -> str:
+    """DEL of an attachment whose record cannot be read: what the pod itself proves. The device at
+    `ifname` in the pod carries our marker (its original name as its alias) from its ADD: it goes
+    home under that name. Not when a readable record of a live attachment holds it (a netns path
+    reused by another pod), and nothing else of it can be restored (MTU, MAC, up state, its own
+    alias and network are what the record held)."""
+    if not netns_path:
+        return "the netns is unknown: nothing the pod can prove"
+    try:
+        fd = netns.open_netns(netns_path)
+    except (OSError, netns.NotANetns):
+        return f"netns {netns_path} is gone: nothing the pod can prove"
+    with netns.host() as host:
+        pod = Namespace.open(fd)
+        try:
+            link = pod.rtnl.link(name=ifname)
+            if link is None or not link.alias or link.alias == link.name or not _is_interface_name(link.alias):
+                return f"no device {ifname} carrying our marker in netns {netns_path}"
+            holder = _live_holder(data_dir, netns_path, link)
+            if holder is not None:
+                return f"{ifname} in netns {netns_path} is held by {holder}: left alone"
+            record = _marked(link, netns_path, ifname)
+            pci = link.parent_dev if link.parent_bus == "pci" else None
+            with device_lock(data_dir, identity(pci, link.perm_mac, link.mac), link.alias, lock_timeout):
+                send_home(pod.rtnl, link, host, record)
+        finally:
+            pod.close()
+    return (
+        f"returned {ifname} to the host as {record.original_name}, by its marker; its MTU, MAC, up state and "
+        "alias were in the unreadable record and stay as they are"
+    )
+
+
+def _is_interface_name(name: str) -> bool:
+    from cni_hostdev.config import validate_ifname
+
+    try:
+        validate_ifname(name, "alias")
+    except CniError:
+        return False
+    return True
+
+
+def _live_holder(data_dir: str, netns_path: str, link: Link) -> str | None:
+    """The readable record of a live attachment in that netns whose device this is, if any."""
+    for record in every_record(data_dir):
+        if record.netns != netns_path or record.kind == "userspace":
+            continue
+        ours = record.perm_mac == link.perm_mac if record.perm_mac else record.mac == link.mac
+        if ours and record.original_name == link.alias and pods.alive(record):
+            return f"container {record.container_id} of network {record.network}"
+    return None
+
+
+def _marked(link: Link, netns_path: str, ifname: str) -> Record:
+    """A record of what the device proves: its marker names it, the rest is as it is now."""
+    return Record(
+        network="",
+        container_id="",
+        ifname=ifname,
+        netns=netns_path,
+        original_name=link.alias or "",
+        original_alias=None,
+        mac=link.mac,
+        perm_mac=link.perm_mac,
+        mtu=link.mtu,
+        was_up=False,
+        ifindex=link.index,
+        pci_address=None,
+        altnames=None,
+    )

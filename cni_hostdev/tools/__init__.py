@@ -1,7 +1,8 @@
 """The node tools: the same binary is a small CLI when no CNI_COMMAND is set.
 
 `probe` (what this kernel can do), `inventory` (which devices are free, whose, the host's),
-`install` (into a CNI bin dir, atomically) and `repair` (the DaemonSet's loop).
+`doctor` (the node's networks checked against each other, the host and the state), `install`
+(into a CNI bin dir, atomically) and `repair` (the DaemonSet's loop).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ def main(args: list[str]) -> int:
         return _inventory(opts)
     if opts.command == "install":
         return _install(opts)
-    from cni_hostdev.tools.repair import repair_loop
+    if opts.command == "doctor":
+        return _doctor(opts)
+    from cni_hostdev.tools.repair import Watch, repair_loop
 
     logs.set_level(logs.INFO)
-    return repair_loop(opts.data_dir, opts.interval, opts.once)
+    watch = Watch(opts.conf_dir or [], opts.config or [], opts.metrics_file)
+    return repair_loop(opts.data_dir, opts.interval, opts.once, watch)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     inventory.add_argument("--json", action="store_true")
     inventory.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     inventory.add_argument(
-        "--config", metavar="FILE", help="only the devices this network config (conflist, NAD as JSON) names here"
+        "--config",
+        metavar="FILE",
+        help="only the devices this network config names here (netconf, conflist or NADs; JSON or YAML)",
     )
     install = sub.add_parser("install", help="install this binary into a CNI bin dir, atomically")
     install.add_argument("--bin-dir", default="/opt/cni/bin")
@@ -63,11 +69,29 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--node-bin-dir", help="the bin dir's path on the node, when --bin-dir is where a container mounts it"
     )
+    doctor = sub.add_parser(
+        "doctor", help="check this node's host-device networks against each other, the host and the state"
+    )
+    _watched(doctor, default_conf_dir=True)
+    doctor.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    doctor.add_argument("--json", action="store_true", help="a machine-readable report")
     repair = sub.add_parser("repair", help="give back devices of pods that died without DEL, in a loop")
     repair.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     repair.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
     repair.add_argument("--once", action="store_true", help="one pass, then exit (non-zero if any failed)")
+    _watched(repair, default_conf_dir=False)
+    repair.add_argument("--metrics-file", help="write metrics for node_exporter's textfile collector there")
     return parser
+
+
+def _watched(parser: argparse.ArgumentParser, *, default_conf_dir: bool) -> None:
+    default = " (default: /etc/cni/net.d, when no --config is given)" if default_conf_dir else ""
+    parser.add_argument(
+        "--conf-dir", action="append", metavar="DIR", help=f"a CNI config dir to read networks from{default}"
+    )
+    parser.add_argument(
+        "--config", action="append", metavar="FILE", help="a netconf, conflist or NADs (JSON or YAML); repeatable"
+    )
 
 
 def _inventory(opts: argparse.Namespace) -> int:
@@ -80,6 +104,20 @@ def _inventory(opts: argparse.Namespace) -> int:
         return 1
     print(render(entries, as_json=opts.json))
     return 0
+
+
+def _doctor(opts: argparse.Namespace) -> int:
+    """0 when nothing is wrong, 1 when something is (errors), 2 when the checks could not run."""
+    from cni_hostdev.tools import doctor
+
+    report = doctor.Report()
+    try:
+        doctor.examine(doctor.definitions(opts.conf_dir or [], opts.config or [], report), opts.data_dir, report)
+    except doctor.CannotRun as err:
+        sys.stderr.write(f"host-device doctor: {err}\n")
+        return 2
+    print(json.dumps(report.to_json(), indent=2) if opts.json else report.render())
+    return report.status()
 
 
 def _install(opts: argparse.Namespace) -> int:

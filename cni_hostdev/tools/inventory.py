@@ -13,6 +13,9 @@ from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin.claims import NodeNetwork, host_use
 from cni_hostdev.state import every_record
+from cni_hostdev.tools.configs import ConfigError, read_file
+
+__all__ = ["ConfigError", "Entry", "collect", "collect_config", "render"]
 
 
 @dataclass
@@ -62,33 +65,11 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
     return entries
 
 
-class ConfigError(Exception):
-    """A --config file that holds no host-device config we can read."""
-
-
 def configs_in(path: str) -> list[dict[str, Any]]:
-    """The host-device configs of a file: a network config, a conflist, or a NetworkAttachmentDefinition
-    as JSON (its spec.config)."""
-    try:
-        with open(path, "rb") as f:
-            obj = json.loads(f.read())
-        spec = obj.get("spec") if isinstance(obj, dict) else None
-        if isinstance(spec, dict) and isinstance(spec.get("config"), str):
-            obj = json.loads(spec["config"])
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
-    except ValueError as err:
-        raise ConfigError(
-            f"{path} is not JSON ({err}); for a NetworkAttachmentDefinition: kubectl get net-attach-def NAME -o json"
-        ) from None
-    if not isinstance(obj, dict):
-        raise ConfigError(f"{path} holds no network config object")
-    if not isinstance(obj.get("plugins"), list):
-        return [obj]
-    inherited = {key: obj[key] for key in ("cniVersion", "name") if key in obj}
-    found = [{**inherited, **p} for p in obj["plugins"] if isinstance(p, dict) and p.get("type") == "host-device"]
+    """The host-device configs of a file (netconf, conflist, NADs; JSON or YAML): at least one."""
+    found = [definition.config for definition in read_file(path)]
     if not found:
-        raise ConfigError(f"{path}: conflist {obj.get('name')!r} has no host-device plugin")
+        raise ConfigError(f"{path} has no host-device network config (a netconf, conflist or NAD of type host-device)")
     return found
 
 
@@ -103,7 +84,7 @@ def collect_config(path: str) -> list[Entry]:
         except CniError as err:
             raise ConfigError(f"{path}: {err.msg}") from None
         if conf.pool is None:
-            conf.pool = (_as_candidate(conf, path),)
+            conf.pool = as_pool(conf, path)
         with Rtnl() as rtnl:
             members = pool.survey(conf, rtnl, every_record(conf.data_dir))
         for member in members:
@@ -121,7 +102,7 @@ def collect_config(path: str) -> list[Entry]:
     return entries
 
 
-def _as_candidate(conf: NetConf, path: str) -> Candidate:
+def as_pool(conf: NetConf, path: str) -> tuple[Candidate, ...]:
     """A single-device config as a pool of one. A deviceID stands for its PCI function; an
     auxiliary device has no selector a survey can match."""
     sel = conf.selectors
@@ -130,7 +111,7 @@ def _as_candidate(conf: NetConf, path: str) -> Candidate:
         if ":" not in sel.device_id:
             raise ConfigError(f"{path}: deviceID {sel.device_id} is an auxiliary device, which inventory cannot list")
         pci = sel.device_id
-    return Candidate(1, Selectors(sel.device, sel.hwaddr, sel.kernelpath, pci))
+    return (Candidate(1, Selectors(sel.device, sel.hwaddr, sel.kernelpath, pci)),)
 
 
 def _reason(why: str) -> str:

@@ -1,8 +1,12 @@
-"""`host-device repair`: the DaemonSet's long-running loop that gives back devices of dead pods.
+"""`host-device repair`: the DaemonSet's long-running loop that gives back devices of dead pods,
+and keeps an eye on the node with doctor's checks.
 
-Pods can die without DEL (node pressure, a runtime crash): the kernel then
-refunds a physical NIC under its pod name. This loop finds those through the
-records and restores them, as GC would, without waiting for the runtime.
+Pods can die without DEL (node pressure, a runtime crash): the kernel then refunds a physical NIC
+under its pod name. This loop finds those through the records and restores them, as GC would,
+without waiting for the runtime. Each pass also runs `host-device doctor`'s checks (over the
+config dirs and files it is given) and logs each new finding once, so that `kubectl logs` of
+the DaemonSet is the cluster's view, node by node; with `--metrics-file` it writes what it saw
+for node_exporter's textfile collector.
 """
 
 from __future__ import annotations
@@ -15,13 +19,29 @@ from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
 from cni_hostdev.plugin.release import release_records
 from cni_hostdev.state import StateStore, networks
+from cni_hostdev.tools import doctor, metrics
 
 log = logs.get_logger(__name__)
+_SEVERITY_LEVELS = {doctor.ERROR: logs.ERROR, doctor.WARNING: logs.WARNING, doctor.INFO: logs.INFO}
 
 
-def repair_once(data_dir: str) -> int:
+class Watch:
+    """What the loop is told to watch, and what it has said about it."""
+
+    __slots__ = ("conf_dirs", "config_files", "metrics_file", "reported", "totals")
+
+    def __init__(self, conf_dirs: list[str], config_files: list[str], metrics_file: str | None) -> None:
+        self.conf_dirs = conf_dirs
+        self.config_files = config_files
+        self.metrics_file = metrics_file
+        self.reported: set[tuple[str, str, str]] = set()
+        self.totals = metrics.Totals()
+
+
+def repair_once(data_dir: str, totals: metrics.Totals | None = None) -> int:
     """One pass over every network's records; returns how many failed."""
     failed = 0
+    given_back = 0
     for network in networks(data_dir):
         try:
             done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
@@ -34,11 +54,39 @@ def repair_once(data_dir: str) -> int:
             log.warning("repaired %s", line)
         for line in failures:
             log.error("cannot repair %s", line)
+        given_back += len(done)
         failed += len(failures)
+    if totals is not None:
+        totals.given_back += given_back
+        totals.failed += failed
     return failed
 
 
-def repair_loop(data_dir: str, interval: float, once: bool) -> int:
+def check(data_dir: str, watch: Watch) -> doctor.Report | None:
+    """Doctor's checks; each finding logged the first pass it appears (again if it comes back)."""
+    report = doctor.Report()
+    try:
+        found = (
+            doctor.definitions(watch.conf_dirs, watch.config_files, report)
+            if watch.conf_dirs or watch.config_files
+            else []
+        )
+        doctor.examine(found, data_dir, report)
+    except doctor.CannotRun as err:
+        log.error("doctor: %s", err)
+        return None
+    keys = {finding.key() for finding in report.findings}
+    for finding in report.findings:
+        if finding.key() not in watch.reported:
+            logs.emit(_SEVERITY_LEVELS[finding.severity], "doctor: %s", (finding.message,))
+    for gone in watch.reported - keys:
+        log.info("doctor: no longer: %s", gone[2])
+    watch.reported = keys
+    return report
+
+
+def repair_loop(data_dir: str, interval: float, once: bool, watch: Watch | None = None) -> int:
+    watch = watch or Watch([], [], None)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -48,7 +96,13 @@ def repair_loop(data_dir: str, interval: float, once: bool) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while True:
-        failed = repair_once(data_dir)
+        failed = repair_once(data_dir, watch.totals)
+        report = check(data_dir, watch)
+        if watch.metrics_file:
+            try:
+                metrics.write(watch.metrics_file, metrics.render(data_dir, watch.totals, report))
+            except OSError as err:
+                log.error("cannot write metrics file %s: %s", watch.metrics_file, err.strerror)
         if once:
             return 1 if failed else 0
         deadline = time.monotonic() + interval

@@ -30,6 +30,13 @@ OVERLAYS = {
     "k3s": "/var/lib/rancher/k3s/data/cni",
     "openshift": "/var/lib/cni/bin",
 }
+# Each distribution's CNI config dir, which the repair loop's doctor checks read.
+CONF_DIRS = {
+    "default": "/etc/cni/net.d",
+    "k3s": "/var/lib/rancher/k3s/agent/etc/cni/net.d",
+    "openshift": "/etc/kubernetes/cni/net.d",
+}
+METRICS_DIR = "/var/lib/node_exporter/textfile_collector"
 EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
 STATE_DIR = "/var/lib/cni/host-device"
 IN_CONTAINER_BIN_DIR = "/host/opt/cni/bin"
@@ -231,6 +238,7 @@ def test_overlays_differ_only_where_they_should(rendered: dict[str, list[Obj]]) 
         objects = {key(o): copy.deepcopy(o) for o in rendered[overlay]}
         spec = pod_spec(list(objects.values()))
         volume(spec, "cni-bin")["hostPath"]["path"] = OVERLAYS["default"]
+        volume(spec, "cni-conf")["hostPath"]["path"] = CONF_DIRS["default"]
         container(spec, "initContainers", "install")["env"][0]["value"] = OVERLAYS["default"]
         spec.get("securityContext", {}).pop("seLinuxOptions", None)
         extra = set(objects) - set(default)
@@ -440,9 +448,15 @@ def test_least_privilege(rendered: dict[str, list[Obj]], overlay: str) -> None:
     run = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "run"}
     assert set(run) == {"/run/cni-hostdev"} and run["/run/cni-hostdev"]["mountPropagation"] == "HostToContainer"
     assert volume(spec, "run")["hostPath"]["path"] == "/run/cni-hostdev", "staging netns of interrupted ADDs"
-    assert {m["name"] for m in repair["volumeMounts"]} == {"state", "netns", "run", "tmp"}
+    assert {m["name"] for m in repair["volumeMounts"]} == {"state", "netns", "run", "cni-conf", "metrics", "tmp"}
+    conf = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "cni-conf"}
+    assert set(conf) == {"/host/etc/cni/net.d"} and conf["/host/etc/cni/net.d"]["readOnly"] is True
+    command = repair["command"]
+    assert command[command.index("--conf-dir") + 1] == "/host/etc/cni/net.d"
+    assert command[command.index("--metrics-file") + 1].startswith("/metrics/")
     host_paths = {v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
-    assert host_paths == {OVERLAYS[overlay], STATE_DIR, "/run/netns", "/run/cni-hostdev"}, "no other host path"
+    expected = {OVERLAYS[overlay], STATE_DIR, "/run/netns", "/run/cni-hostdev", CONF_DIRS[overlay], METRICS_DIR}
+    assert host_paths == expected, "no other host path"
 
 
 def test_the_plugins_host_paths_are_mounted(rendered: dict[str, list[Obj]]) -> None:

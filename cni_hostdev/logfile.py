@@ -1,0 +1,167 @@
+"""The config's `logFile`: one line per event, appended, rotated by size, never a reason to fail.
+
+Keys as sriov-cni and Multus spell them: `logFile` (an absolute path), `logLevel`, and
+`logOptions` with `maxSize` (megabytes, default 100) and `maxBackups` (default 5; 0 keeps none).
+The file is created 0600, its directory (one level, if missing) 0700.
+
+Many plugin processes write one file at once. Each line is one write(2) on an O_APPEND fd, so
+lines never mix. Writers hold a shared flock on `<logFile>.lock` while they write, and the one
+that finds the file over `maxSize` renames it to `.1` (`.1` to `.2` ...) under the exclusive
+lock: no line goes to a file being rotated away, none is lost. A writer that finds the file
+rotated reopens the new one. Waiting for a lock is bounded (a stuck holder costs a call at
+most 0.2 s, then it writes without the lock), and a file that cannot be written costs one
+warning on stderr: the call goes on, logging to stderr only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import time
+
+from cni_hostdev import logs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_MAX_SIZE_MB = 100.0
+DEFAULT_MAX_BACKUPS = 5
+LOCK_WAIT = 0.2  # seconds, at most, per lock
+
+
+class LogFile(logs.Sink):
+    __slots__ = ("_fd", "_lock_fd", "failed", "level", "max_backups", "max_bytes", "path")
+
+    def __init__(self, path: str, level: int, max_bytes: int, max_backups: int) -> None:
+        self.path = path
+        self.level = level
+        self.max_bytes = max_bytes
+        self.max_backups = max_backups
+        self.failed = False
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+
+    def write(self, level: int, text: str) -> None:
+        if self.failed:
+            return
+        stamp = time.time()
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1000):03d}Z"
+        line = f"{when} {logs.NAMES.get(level, str(level))} {logs.context_fields()} pid={os.getpid()}: {text}"
+        data = (line.replace("\n", " | ") + "\n").encode("utf-8", "replace")
+        try:
+            locked = self._lock(fcntl.LOCK_SH)
+            try:
+                fd = self._current()
+                os.write(fd, data)
+                full = self.max_bytes > 0 and os.fstat(fd).st_size >= self.max_bytes
+            finally:
+                if locked:
+                    fcntl.flock(self._lock_fd_or_open(), fcntl.LOCK_UN)
+            if full:
+                self._rotate()
+        except OSError as err:
+            self._fail(err.strerror or str(err))
+
+    def _lock_fd_or_open(self) -> int:
+        if self._lock_fd is None:
+            self._prepare_directory()
+            self._lock_fd = os.open(
+                self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600
+            )
+        return self._lock_fd
+
+    def _lock(self, how: int) -> bool:
+        """Take the lock within LOCK_WAIT; False when that was not enough (the caller goes on)."""
+        fd = self._lock_fd_or_open()
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, how | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.001)
+
+    def _prepare_directory(self) -> None:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            os.mkdir(directory, 0o700)  # one level: a missing parent is the operator's to make
+
+    def _current(self) -> int:
+        """The fd of the file now at `path`: opened on first use, again after a rotation."""
+        if self._fd is not None:
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        fd = os.open(self.path, flags, 0o600)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(0, "not a regular file")
+        self._fd = fd
+        return fd
+
+    def _rotate(self) -> None:
+        if not self._lock(fcntl.LOCK_EX):
+            return  # busy: the next writer rotates
+        try:
+            try:
+                if os.stat(self.path).st_size < self.max_bytes:
+                    return  # another writer rotated it first
+            except FileNotFoundError:
+                return
+            if self.max_backups == 0:
+                os.unlink(self.path)
+                return
+            for n in range(self.max_backups - 1, 0, -1):
+                older = f"{self.path}.{n}"
+                if os.path.lexists(older):
+                    os.rename(older, f"{self.path}.{n + 1}")
+            os.rename(self.path, f"{self.path}.1")
+        finally:
+            fcntl.flock(self._lock_fd_or_open(), fcntl.LOCK_UN)
+
+    def _fail(self, why: str) -> None:
+        self.failed = True
+        logs.write_stderr(f"host-device: WARNING cannot write log file {self.path}: {why}; logging to stderr only\n")
+
+
+def configure(conf: dict[str, Any]) -> None:
+    """Set up the config's `logFile` and `logLevel`; a bad value is a warning on stderr, never a
+    failure: an ADD or DEL must not fail (or a pod stay terminating) over its logging."""
+    level_name = conf.get("logLevel")
+    level = logs.LEVELS.get(level_name.lower()) if isinstance(level_name, str) else None
+    if level is not None:
+        logs.set_level(level)
+    path = conf.get("logFile")
+    if path is None or path == "":
+        return
+    options = conf.get("logOptions") or {}
+    problem = _problem(path, options)
+    if problem:
+        logs.write_stderr(f"host-device: WARNING {problem}; logging to stderr only\n")
+        return
+    max_size = options.get("maxSize", DEFAULT_MAX_SIZE_MB)
+    max_backups = options.get("maxBackups", DEFAULT_MAX_BACKUPS)
+    logs.to_file(LogFile(path, level if level is not None else logs.INFO, int(max_size * 1024 * 1024), max_backups))
+
+
+def _problem(path: object, options: object) -> str | None:
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path or path.endswith("/"):
+        return f"config key logFile {path!r} is not an absolute file path"
+    if not isinstance(options, dict):
+        return "config key logOptions must be an object"
+    size = options.get("maxSize", DEFAULT_MAX_SIZE_MB)
+    if isinstance(size, bool) or not isinstance(size, int | float) or not size > 0:
+        return f"config key logOptions.maxSize {size!r} must be a number of megabytes above 0"
+    backups = options.get("maxBackups", DEFAULT_MAX_BACKUPS)
+    if isinstance(backups, bool) or not isinstance(backups, int) or backups < 0:
+        return f"config key logOptions.maxBackups {backups!r} must be a whole number, 0 or more"
+    return None
