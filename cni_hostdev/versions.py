@@ -2,8 +2,8 @@
 
 Kept cheap to import: VERSION needs nothing else. Versions of the table compare by their place
 in it; `packaging` loads only for one this build does not know (a runtime's or an IPAM plugin's
-newer version, or a malformed one). packaging/versions_header.py generates the C launcher's copy
-of the table from this file.
+newer version, or a malformed one). packaging/versions_header.py generates the C launcher's
+VERSION answer from this file.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def requested(stdin: bytes) -> tuple[Any, dict[str, Any]]:
     return conf.get("cniVersion"), conf
 
 
-def answer(stdin: bytes) -> dict[str, Any]:
-    """The VERSION answer, for whatever stdin holds (VERSION answers even a bad config)."""
-    return {"cniVersion": known_or_latest(requested(stdin)[0]), "supportedVersions": list(SUPPORTED_VERSIONS)}
+def answer() -> dict[str, Any]:
+    """The VERSION answer, as libcni's skel gives it: our current version and every one we speak,
+    whatever the call sent (clients send their latest version anyway)."""
+    return {"cniVersion": LATEST, "supportedVersions": list(SUPPORTED_VERSIONS)}

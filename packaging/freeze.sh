@@ -10,10 +10,10 @@ rm -rf build/pyinstaller build/dist
 "$py" -m PyInstaller --noconfirm --clean --log-level WARN \
     --workpath build/pyinstaller --distpath build/dist packaging/host-device.spec
 mkdir -p dist build/launcher
-# The launcher answers VERSION itself (packaging/version.c), from the versions the plugin speaks.
+# The launcher answers VERSION itself, with the plugin's own answer (cni_hostdev/versions.py).
 "$py" packaging/versions_header.py >build/launcher/versions.h
-gcc -static -O2 -Wall -Wextra -Wno-format-truncation -s -Ipackaging -Ibuild/launcher \
-    -o dist/host-device.new packaging/launcher.c packaging/version.c
+gcc -static -O2 -Wall -Wextra -Wno-format-truncation -s -Ibuild/launcher \
+    -o dist/host-device.new packaging/launcher.c
 "$py" packaging/unpacked.py build/dist/host-device-onedir dist/host-device.new
 chmod 0755 dist/host-device.new
 mv -f dist/host-device.new dist/host-device

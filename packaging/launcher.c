@@ -12,6 +12,10 @@
  * A cache directory is trusted only if it is ours: owned by our uid and
  * writable by nobody else. It is built under a private temporary name and
  * renamed into place, so a racing exec or a crash never exposes half of it.
+ *
+ * VERSION it answers itself, as libcni's skel does: the same bytes whatever
+ * stdin holds, which it does not read (versions.h, generated from the plugin's
+ * own answer by packaging/versions_header.py).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "version.h"
+#include "versions.h"
 
 #define MAGIC "HOSTDEV-UNPACKED"
 #define LAUNCHER "host-device"
@@ -44,11 +48,32 @@ struct trailer {
     unsigned char sha256[32];
 } __attribute__((packed));
 
+/* `text` as the inside of a JSON string: a path may hold quotes, backslashes, control bytes or
+ * bytes that are not UTF-8; those outside printable ASCII are written as \u00XX escapes. */
+static void put_json_text(const char *text) {
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\') printf("\\%c", *c);
+        else if (*c < 0x20 || *c >= 0x7f) printf("\\u%04x", *c);
+        else putchar(*c);
+    }
+}
+
 static void die(const char *what, const char *detail) {
     /* Runtimes read a CNI error object on stdout; say it there and on stderr. */
-    printf("{\"cniVersion\":\"1.1.0\",\"code\":999,\"msg\":\"host-device launcher: %s: %s\"}\n", what, detail);
+    printf("{\"cniVersion\": \"%s\", \"code\": 999, \"msg\": \"host-device launcher: ", CNI_LATEST);
+    put_json_text(what);
+    fputs(": ", stdout);
+    put_json_text(detail);
+    puts("\"}");
     fprintf(stderr, "host-device launcher: %s: %s\n", what, detail);
     exit(1);
+}
+
+static int answer_version(void) {
+    const char *command = getenv("CNI_COMMAND");
+    if (command == NULL || strcmp(command, "VERSION") != 0) return -1;
+    fputs(CNI_VERSION_ANSWER, stdout);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static int trusted_dir(const char *path) {
@@ -235,7 +260,7 @@ int main(int argc, char **argv) {
     (void)argc;
     safe_stdio();
     int answered = answer_version();
-    if (answered >= 0) return answered;
+    if (answered >= 0) return answered; /* before anything else: VERSION is exec'd often */
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) die("cannot find my own file", "/proc/self/exe is unreadable (is /proc mounted?)");

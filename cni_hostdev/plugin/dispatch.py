@@ -106,21 +106,17 @@ def _label(value: str | None) -> str | None:
     return "".join(c if c.isprintable() and not c.isspace() else "_" for c in value[:100]) if value else None
 
 
-def answer_version(stdin: bytes) -> tuple[dict[str, Any], int]:
-    """VERSION is exec'd often and must stay cheap: no config model, no netlink."""
-    asked, conf = versions.requested(stdin)
-    apply_log_level(conf.get("logLevel"))
-    from cni_hostdev import __version__
-
-    log.info("host-device %s answers VERSION for cniVersion %s", __version__, asked)
-    return versions.answer(stdin), 0
+def answer_version() -> tuple[dict[str, Any], int]:
+    """VERSION, as skel answers it: the same whatever stdin holds. The launcher in front of the
+    frozen program answers it before Python starts (packaging/launcher.c), the same bytes."""
+    return versions.answer(), 0
 
 
 def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
     if environ.get("CNI_COMMAND") == "VERSION":
         phases.mark("ready")
-        return answer_version(stdin)
+        return answer_version()
     from cni_hostdev import config
 
     # Errors answer in the config's version, even those found before the config is parsed.
