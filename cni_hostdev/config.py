@@ -148,6 +148,17 @@ class NetConf:
         self.pool = pool  # the `devices` candidates, in order of preference
         self.use_interface_network = use_interface_network
 
+    def candidates(self) -> tuple[Candidate, ...]:
+        """What the config asks for, as pool candidates: its selectors as a pool of one when it has
+        any (a PCI deviceID standing for its PCI function), else its pool."""
+        sel = self.selectors
+        if not sel.any() and self.pool is not None:
+            return self.pool
+        pci = sel.pci_bus_id
+        if not pci and sel.device_id and is_pci_address(sel.device_id):
+            pci = sel.device_id
+        return (Candidate(1, Selectors(sel.device, sel.hwaddr, sel.kernelpath, pci)),)
+
 
 def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:
     value = conf.get(key)

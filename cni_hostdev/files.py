@@ -26,7 +26,9 @@ def write_atomically(
     """Replace `path` with what `write` writes. `check(temp path)` may refuse it before the rename;
     `durable=False` skips the fsyncs (a cache that is rebuilt when lost). Raises OSError."""
     directory = os.path.dirname(path) or "."
-    temp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    # Not the pid alone: a writer killed mid-write leaves its temp file, and a later process
+    # (or one in another pid namespace) may have the same pid.
+    temp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -1,12 +1,12 @@
 """Per-device locks: every ADD, DEL and GC that touches a device holds its lock.
 
-A lock is an flock(2) on `<dataDir>/locks/<identity>.lock`, keyed by the most
-stable identity the device has (PCI address, else permanent MAC, else MAC), so
-two pods asking for one NIC at once are served one after the other. Not its name:
-the kernel gives a device back to the host under the name it had in its pod, and an
-ADD of that device must wait for the repair of the old claim, which knows it by its
-original name. The kernel
-drops an flock when its holder dies, so a crashed plugin never wedges a device.
+A lock is an flock(2) on `<dataDir>/locks/<key>.lock`, keyed by the most stable fact
+the device has (cni_hostdev/identity.py's `lock_key`: PCI address, else permanent MAC,
+else MAC), so two pods asking for one NIC at once are served one after the other. Not
+its name: the kernel gives a device back to the host under the name it had in its pod,
+and an ADD of that device must wait for the repair of the old claim, which knows it by
+its original name. The kernel drops an flock when its holder dies, so a crashed plugin
+never wedges a device.
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ DEFAULT_TIMEOUT = 10.0
 # flock(2) locks belong to open files: a second open of the same lock in this
 # process would wait for ourselves. Keys already held here are simply re-entered.
 _held: set[str] = set()
-
-
-def identity(pci_address: str | None, perm_mac: str | None, mac: str) -> str:
-    if pci_address:
-        return f"pci-{pci_address}"
-    if perm_mac:
-        return f"mac-{perm_mac}"
-    return f"addr-{mac}"
 
 
 @contextmanager

@@ -60,10 +60,11 @@ def to_file(log_file: Sink) -> None:
 
 
 def context(**fields: str | None) -> None:
-    """Add to (or, with None, drop from) what every line of the log file names."""
+    """Add to (or, with None, drop from) what every line of the log file names: each value one
+    key=value word, whatever the caller sent."""
     for key, value in fields.items():
         if value:
-            _context[key] = value
+            _context[key] = "".join(c if c.isprintable() and not c.isspace() else "_" for c in value[:100])
         else:
             _context.pop(key, None)
 

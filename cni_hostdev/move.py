@@ -9,7 +9,7 @@ Two strategies, both of which never rename anything in the host namespace:
 
 What the device was in the host is its attachment's `Record` (cni_hostdev/state.py), written
 before the move. Whatever fails, `send_home` puts the device back under its original name with
-its original attributes.
+its original attributes; where it is found, and by what proof, is cni_hostdev/identity.py's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 
-from cni_hostdev import logs, netns
+from cni_hostdev import identity, logs, netns
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.netlink import IFF_UP, Link, NetlinkError, Rtnl
@@ -46,26 +46,6 @@ def _move_error(what: str, device: str, err: OSError) -> CniError:
     if err.errno == errno.EINVAL:
         why += " (the device may be netns-local, e.g. a bridge, which cannot change namespace)"
     return CniError(MOVE_FAILED, f"{what} {device}: {why}")
-
-
-def find_moved(space: Rtnl, record: Record) -> Link | None:
-    """Our device in a namespace known to be the record's own (the pod, by its cookie; our staging one).
-
-    By permanent MAC where the device has one; else by the ifindex it had there together with
-    its MAC or our marker (its original name as its alias); else by MAC and marker together.
-    Never by name alone: any device in a pod may carry the name we gave ours.
-    """
-    candidates = [link for link in space.links() if not link.loopback]
-    if record.perm_mac:
-        return next((link for link in candidates if link.perm_mac == record.perm_mac), None)
-    marker = record.original_name
-    for link in candidates:
-        if link.index == record.ifindex and (link.mac == record.mac or link.alias == marker):
-            return link
-    for link in candidates:
-        if link.alias == marker and link.mac == record.mac:
-            return link
-    return None
 
 
 def move_in(host: Namespace, pod: Namespace, device: Link, record: Record) -> Link:
@@ -150,12 +130,10 @@ def _roll_back(host: Namespace, pod: Namespace, temp: Namespace | None, record: 
         if home.index == record.ifindex:
             restore(host.rtnl, home, record)  # never left: give back altnames dropped for the move
         return  # never left, or already back
-    for space in (pod, temp):
+    for space, where in ((pod, identity.POD), (temp, identity.STAGING)):
         if space is None:
             continue
-        link = find_moved(space.rtnl, record)
-        if link is None and space is temp:
-            link = space.rtnl.link(name=record.original_name)  # not renamed yet; nothing else lives there
+        link = identity.find(record, space.rtnl.links(), where)
         if link is None:
             continue
         try:

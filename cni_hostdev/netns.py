@@ -119,8 +119,14 @@ class Namespace:
 
     @classmethod
     def open(cls, fd: int) -> Namespace:
-        with entered(fd):
-            return cls(fd, Rtnl())
+        """A handle on the netns of `fd`, which is the handle's from now on (closed here if the
+        handle cannot be made)."""
+        try:
+            with entered(fd):
+                return cls(fd, Rtnl())
+        except BaseException:
+            os.close(fd)
+            raise
 
     @classmethod
     def current(cls) -> Namespace:

@@ -68,11 +68,7 @@ def open_records(record: Record, path: str | None = None) -> Namespace | None:
         return None  # the path now holds something else: the netns it named is gone
     except FileNotFoundError:
         return None
-    try:
-        space = Namespace.open(fd)
-    except OSError:
-        os.close(fd)
-        raise
+    space = Namespace.open(fd)
     if is_records(record, space):
         return space
     space.close()

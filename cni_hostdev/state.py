@@ -7,6 +7,7 @@ directories, and are never opened through a symlink.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -48,6 +49,27 @@ _REQUIRED = (
     "ifindex",
     "pci_address",
 )
+
+
+# What each field of a record holds; None where a field may be empty (or older records lack it).
+_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("network", "container_id", "ifname", "netns", "original_name", "mac"), (str,)),
+    **dict.fromkeys(("strategy", "phase", "kind"), (str,)),
+    **dict.fromkeys(("original_alias", "perm_mac", "pci_address", "staging", "boot_id", "driver"), (str, type(None))),
+    **dict.fromkeys(("mtu", "ifindex"), (int,)),
+    **dict.fromkeys(("netns_cookie", "netns_inode"), (int, type(None))),
+    "was_up": (bool,),
+    "altnames": (list, type(None)),
+    "interface_network": (dict, type(None)),
+}
+
+
+def _of_its_type(name: str, value: object) -> bool:
+    if isinstance(value, bool) and bool not in _TYPES[name]:
+        return False  # JSON's true is no ifindex
+    if name == "altnames" and isinstance(value, list):
+        return all(isinstance(a, str) for a in value)
+    return isinstance(value, _TYPES[name])
 
 
 class Record:
@@ -160,20 +182,22 @@ class Record:
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}")
         record = cls(**{k: v for k, v in obj.items() if k in cls.__slots__})
-        if not isinstance(record.original_name, str) or not isinstance(record.ifindex, int):
-            raise ValueError("record has fields of the wrong type")
-        pins = (record.netns_cookie, record.netns_inode)
-        if any(p is not None and (not isinstance(p, int) or isinstance(p, bool)) for p in pins) or not isinstance(
-            record.boot_id, str | None
-        ):
-            raise ValueError("record has fields of the wrong type")
-        if record.interface_network is not None and not isinstance(record.interface_network, dict):
-            raise ValueError("record has fields of the wrong type")
-        if record.altnames is not None and (
-            not isinstance(record.altnames, list) or not all(isinstance(a, str) for a in record.altnames)
-        ):
-            raise ValueError("record has fields of the wrong type")
+        wrong = [name for name in cls.__slots__ if not _of_its_type(name, getattr(record, name))]
+        if wrong:
+            raise ValueError(f"record has fields of the wrong type: {', '.join(wrong)}")
+        if record.phase not in ("moving", "attached") or record.kind not in ("netdev", "userspace"):
+            raise ValueError(f"record has an unknown phase {record.phase!r} or kind {record.kind!r}")
         return record
+
+
+class CorruptRecord(CniError):
+    """What is where a record should be is no record: its content, or a symlink or directory."""
+
+
+def _unreadable(path: str, err: OSError) -> CniError:
+    if err.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+        return CorruptRecord(STATE_FAILURE, f"state record {path} is not a regular file: {err.strerror}")
+    return CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}")
 
 
 class StateStore:
@@ -211,34 +235,38 @@ class StateStore:
         return self.load_path(self._path(container_id, ifname))
 
     def load_path(self, path: str) -> Record | None:
+        """The record at `path`, or None. CorruptRecord when what is there is no record (bad
+        content, a symlink, a directory); CniError when it cannot be read now (EIO, EMFILE ...)."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}") from None
+            raise _unreadable(path, err) from None
         try:
             with os.fdopen(fd, "rb") as f:
                 return Record.from_json(loads(f.read()))
-        except (ValueError, TypeError) as err:
-            raise CniError(STATE_FAILURE, f"state record {path} is corrupt: {err}") from None
+        except (ValueError, TypeError, RecursionError) as err:
+            raise CorruptRecord(STATE_FAILURE, f"state record {path} is corrupt: {err}") from None
         except OSError as err:
-            raise CniError(STATE_FAILURE, f"cannot read state record {path}: {err.strerror}") from None
+            raise _unreadable(path, err) from None
 
     def set_aside(self, container_id: str, ifname: str) -> str | None:
-        """Move an unreadable record out of the way (`<record>.corrupt`, or with a time stamp after it
+        """Move a corrupt record out of the way (`<record>.corrupt`, or with a time stamp after it
         when one is there already), where no command reads it again; the new path, or None when
         it could not be moved."""
         path = self._path(container_id, ifname)
-        aside = path + SET_ASIDE_SUFFIX
-        if os.path.lexists(aside):
-            aside = f"{aside}-{time.time_ns()}"
-        try:
-            os.rename(path, aside)  # a symlink is moved, not followed
-        except OSError as err:
-            log.warning("cannot move unreadable state record %s aside: %s", path, err.strerror)
-            return None
-        return aside
+        for aside in (path + SET_ASIDE_SUFFIX, f"{path}{SET_ASIDE_SUFFIX}-{time.time_ns()}"):
+            try:
+                os.link(path, aside, follow_symlinks=False)  # never over an earlier one
+                os.unlink(path)
+                return aside
+            except FileExistsError:
+                continue
+            except OSError as err:
+                log.warning("cannot move corrupt state record %s aside: %s", path, err.strerror)
+                return None
+        return None
 
     def remove(self, container_id: str, ifname: str) -> None:
         try:
@@ -246,8 +274,9 @@ class StateStore:
         except FileNotFoundError:
             pass
 
-    def all(self) -> list[Record]:
-        """Every readable record of this network; unreadable ones are logged and skipped."""
+    def all(self, *, quiet: bool = False) -> list[Record]:
+        """Every readable record of this network; unreadable ones are skipped (and logged, unless
+        `quiet`: doctor reports them its own way)."""
         try:
             names = sorted(os.listdir(self.dir))
         except FileNotFoundError:
@@ -259,7 +288,8 @@ class StateStore:
             try:
                 record = self.load_path(os.path.join(self.dir, name))
             except CniError as err:
-                log.warning("skipping state record: %s", err.msg)
+                if not quiet:
+                    log.warning("skipping state record: %s", err.msg)
                 continue
             if record is not None:
                 records.append(record)
@@ -275,7 +305,7 @@ def networks(data_dir: str) -> list[str]:
     return [n for n in names if n != "locks" and not n.startswith(".") and os.path.isdir(os.path.join(data_dir, n))]
 
 
-def every_record(data_dir: str) -> list[Record]:
+def every_record(data_dir: str, *, quiet: bool = False) -> list[Record]:
     """The readable records of every network under `data_dir`: a device is one device whichever
     network's config names it."""
-    return [record for network in networks(data_dir) for record in StateStore(data_dir, network).all()]
+    return [record for network in networks(data_dir) for record in StateStore(data_dir, network).all(quiet=quiet)]

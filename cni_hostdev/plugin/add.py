@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from cni_hostdev import logs, netns, phases, pods
+from cni_hostdev import identity, logs, netns, phases, pods
 from cni_hostdev.errors import (
     DEVICE_IN_USE,
     DEVICE_NOT_FOUND,
@@ -20,15 +20,15 @@ from cni_hostdev.errors import (
     node_name,
 )
 from cni_hostdev.faults import checkpoint
-from cni_hostdev.locks import device_lock, identity
+from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
 from cni_hostdev.netlink import AF_INET6
 from cni_hostdev.plugin import claims
-from cni_hostdev.plugin.release import record_key, records_pod, release
+from cni_hostdev.plugin.release import records_pod, release, release_and_forget
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.scoped import contextmanager
-from cni_hostdev.state import Record, StateStore
+from cni_hostdev.state import Record, StateStore, every_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def handle(call: Call) -> dict[str, Any]:
             # Device pools (`devices`) load only for a config that has one.
             if conf.pool is not None and not _pool_admits_function(conf, *userspace):
                 raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
-            return _add_userspace(call, store, *userspace)
+            return _add_userspace(call, store, host, pod, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
             phases.mark("chosen")
             logs.context(device=device.name)
@@ -93,7 +93,7 @@ def undo_interrupted_add(store: StateStore, env: CniEnv, lock_timeout: float) ->
     existing = store.load(env.container_id, env.ifname)
     if existing is None:
         return
-    with device_lock(store.root, record_key(existing), existing.original_name, lock_timeout):
+    with device_lock(store.root, identity.record_lock_key(existing), existing.original_name, lock_timeout):
         existing = store.load(env.container_id, env.ifname)  # its ADD may have finished meanwhile
         if existing is None:
             return
@@ -135,7 +135,7 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
         return
     first = _selected(conf, host)
     pci = pci_address_of(first.name)
-    with device_lock(conf.data_dir, identity(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
+    with device_lock(conf.data_dir, identity.lock_key(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
         # Whoever held the lock before us may have taken the device: look again.
         device = _selected(conf, host)
         if device.index != first.index:
@@ -326,14 +326,22 @@ def _answer(conf: NetConf, iface: Interface, ipam_result: Result | None, record:
     return result
 
 
-def _add_userspace(call: Call, store: StateStore, pci: str, driver: str) -> dict[str, Any]:
-    """A PCI function bound to vfio-pci/uio: nothing to move, the pod's DPDK app drives it."""
+def _add_userspace(
+    call: Call, store: StateStore, host: Namespace, pod: Namespace, pci: str, driver: str
+) -> dict[str, Any]:
+    """A PCI function bound to vfio-pci/uio: nothing to move, the pod's DPDK app drives it. Held
+    under its lock and its record, as a net device is: a live holder of any network is refused,
+    a dead one's record given back; the record pins the pod."""
     conf, env = call.conf, call.env
     logs.context(device=pci)
-    with device_lock(conf.data_dir, identity(pci, None, pci), pci, conf.lock_timeout):
-        for record in store.all():
-            if record.pci_address == pci and pods.alive(record):
-                raise claims.claimed(f"{pci} ({driver})", record, conf.name, what="PCI device")
+    with device_lock(conf.data_dir, identity.lock_key(pci, None, ""), pci, conf.lock_timeout):
+        for held in every_record(conf.data_dir):
+            if held.pci_address != pci or (held.network, held.container_id, held.ifname) == (
+                conf.name, env.container_id, env.ifname):  # fmt: skip
+                continue
+            if pods.alive(held):
+                raise claims.claimed(f"{pci} ({driver})", held, conf.name, what="PCI device")
+            release_and_forget(held, host, conf.data_dir, conf.lock_timeout)
         record = Record(
             network=conf.name,
             container_id=env.container_id,
@@ -351,6 +359,7 @@ def _add_userspace(call: Call, store: StateStore, pci: str, driver: str) -> dict
             phase="attached",
             kind="userspace",
         )
+        pods.pin(record, pod)
         store.save(record)
         try:
             ipam_result = _ipam_add(call)

@@ -5,9 +5,10 @@ dead pods are repaired (the device given back) before the device is taken.
 
 from __future__ import annotations
 
-from cni_hostdev import logs, pods, routing
-from cni_hostdev.config import NetConf
+from cni_hostdev import identity, logs, pods, routing
+from cni_hostdev.config import Candidate, NetConf
 from cni_hostdev.errors import DEVICE_IN_USE, CniError
+from cni_hostdev.lookup import kernelpath_holds_pci
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.plugin.release import release_and_forget
@@ -94,17 +95,6 @@ def claimed(device: str, record: Record, network: str, *, what: str = "device") 
     )
 
 
-def same_device(record: Record, device: Link, pci: str | None) -> bool:
-    """Whether the host's `device` is the one `record` took: by PCI address or permanent MAC where
-    both sides have one, else by MAC with its original name or with our marker (a device the
-    kernel refunded under its pod name still carries the marker)."""
-    if record.pci_address and pci:
-        return record.pci_address == pci
-    if record.perm_mac and device.perm_mac:
-        return record.perm_mac == device.perm_mac
-    return record.mac == device.mac and record.original_name in (device.name, device.alias)
-
-
 def refuse_live_claims_repair_dead(
     conf: NetConf, attachment: tuple[str, str], device: Link, pci: str | None, host: Namespace
 ) -> Link:
@@ -117,7 +107,7 @@ def refuse_live_claims_repair_dead(
     for record in every_record(conf.data_dir):
         if (record.network, record.container_id, record.ifname) == (conf.name, *attachment):
             continue
-        if record.kind == "userspace" or not same_device(record, device, pci):
+        if identity.proof(record, device, identity.HOST, pci) is None:
             continue
         if pods.alive(record):
             raise claimed(device.name, record, conf.name)
@@ -131,19 +121,22 @@ def refuse_live_claims_repair_dead(
 
 
 def refuse_or_repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
-    """The selected device is not in the host: if a live pod holds it (by its name), say which; if
-    dead pods held it (the kernel refunded it under a pod's name), give it back. Whether any was."""
-    wanted = conf.selectors.device
+    """The selected device is not in the host: a record whose device the selectors mean (by what it
+    knows of the device: its name, MACs, PCI function, driver) took it. A live one is refused,
+    naming it; a dead one (the kernel refunded its device under the pod's name) gives the device
+    back. Whether any did."""
+    candidates = conf.candidates()
     repaired = False
     for record in every_record(conf.data_dir):
-        if record.kind == "userspace" or (wanted and record.original_name != wanted):
+        if record.kind == "userspace" or not any(record_selected(c, record) for c in candidates):
             continue
-        if record.network != conf.name and not wanted:
-            continue  # another network's device: only a name says it is the one asked for
         if pods.alive(record):
-            if wanted:
-                raise claimed(record.original_name, record, conf.name) from None
-            continue
+            raise claimed(record.original_name, record, conf.name) from None
         release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
         repaired = True
     return repaired
+
+
+def record_selected(candidate: Candidate, record: Record) -> bool:
+    """Whether a recorded device (in a pod now) is one `candidate` means."""
+    return identity.selected_by(candidate, record, kernelpath_holds_pci)

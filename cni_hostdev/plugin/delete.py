@@ -7,11 +7,11 @@ succeed, because the runtime retries a failed DEL forever and the pod stays term
 from __future__ import annotations
 
 from cni_hostdev import logs, netns, phases
-from cni_hostdev.errors import CniError
+from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
-from cni_hostdev.plugin.release import record_key, records_pod, release, release_unrecorded
-from cni_hostdev.state import StateStore
+from cni_hostdev.plugin.release import records_pod, release
+from cni_hostdev.state import CorruptRecord, StateStore
 
 log = logs.get_logger(__name__)
 
@@ -27,13 +27,16 @@ def handle(call: Call) -> None:
     store = StateStore(conf.data_dir, conf.name)
     try:
         record = store.load(env.container_id, env.ifname)
-    except CniError as unreadable:
-        # Failing would fail every retry, and the pod would stay terminating: the record goes
-        # aside for inspection, and what the pod itself proves is given back.
-        aside = store.set_aside(env.container_id, env.ifname)
-        log.warning("DEL %s/%s: %s; %s", env.container_id, env.ifname, unreadable.msg, _aside(aside))
+    except CorruptRecord as corrupt:
+        # Failing on it would fail every retry, and the pod would stay terminating: what the pod
+        # itself proves is given back, then the record goes aside for inspection. (A record that
+        # only cannot be read now, EIO or EMFILE, fails this DEL: the retry reads it.)
+        from cni_hostdev.plugin.unrecorded import release_unrecorded
+
+        log.warning("DEL %s/%s: %s; giving back what the pod proves", env.container_id, env.ifname, corrupt.msg)
         what = release_unrecorded(conf.data_dir, env.netns, env.ifname, conf.lock_timeout)
-        log.warning("DEL %s/%s without its record: %s", env.container_id, env.ifname, what)
+        aside = store.set_aside(env.container_id, env.ifname)
+        log.warning("DEL %s/%s without its record: %s; %s", env.container_id, env.ifname, what, _aside(aside))
         return
     if record is None:
         log.info("DEL %s/%s: nothing recorded, nothing to do", env.container_id, env.ifname)
@@ -41,7 +44,7 @@ def handle(call: Call) -> None:
     logs.context(device=record.original_name or record.pci_address)
     with (
         device_lock(
-            conf.data_dir, record_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
+            conf.data_dir, record_lock_key(record), record.original_name or str(record.pci_address), conf.lock_timeout
         ),
         # An empty CNI_NETNS means the runtime lost track of the pod, not that the device left it.
         records_pod(record, env.netns or record.netns) as pod,

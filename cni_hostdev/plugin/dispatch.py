@@ -94,16 +94,11 @@ def start_logging(environ: Mapping[str, str], conf: dict[str, Any]) -> None:
         apply_log_level(conf.get("logLevel"))
     name = conf.get("name")
     logs.context(
-        command=_label(environ.get("CNI_COMMAND")),
-        network=_label(name if isinstance(name, str) else None),
-        container=_label(environ.get("CNI_CONTAINERID")),
-        ifname=_label(environ.get("CNI_IFNAME")),
+        command=environ.get("CNI_COMMAND"),
+        network=name if isinstance(name, str) else None,
+        container=environ.get("CNI_CONTAINERID"),
+        ifname=environ.get("CNI_IFNAME"),
     )
-
-
-def _label(value: str | None) -> str | None:
-    """A value as one key=value word of a log line, whatever the caller sent."""
-    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in value[:100]) if value else None
 
 
 def answer_version() -> tuple[dict[str, Any], int]:
@@ -122,7 +117,10 @@ def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[
     # Errors answer in the config's version, even those found before the config is parsed.
     asked, readable = versions.requested(stdin)
     cni_version = versions.known_or_latest(asked)
-    start_logging(environ, readable)
+    try:
+        start_logging(environ, readable)
+    except Exception as err:  # logging must never cost the call
+        logs.write_stderr(f"host-device: WARNING cannot set up logging: {err}\n")
     try:
         env = read_command_env(environ)
         raw = config.decode_stdin(stdin)

@@ -8,14 +8,13 @@ STATUS and `inventory --config` report the same survey, and an exhausted pool's 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from collections.abc import Iterator
 from typing import Literal
 
-from cni_hostdev import logs, pods
-from cni_hostdev.config import Candidate, NetConf, normalize_pci
+from cni_hostdev import identity, logs, pods
+from cni_hostdev.config import Candidate, NetConf
 from cni_hostdev.errors import DEVICE_IN_USE, TRY_AGAIN_LATER, CniError, node_name
-from cni_hostdev.locks import device_lock, identity
+from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import candidate_matches, driver_of, kernelpath_holds_pci, pci_address_of, pool_members
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.netns import Namespace
@@ -23,9 +22,9 @@ from cni_hostdev.plugin.claims import (
     NodeNetwork,
     claimed,
     host_use,
+    record_selected,
     refuse_if_host_uses,
     refuse_live_claims_repair_dead,
-    same_device,
 )
 from cni_hostdev.plugin.release import release_and_forget
 from cni_hostdev.state import Record, every_record
@@ -62,35 +61,9 @@ class Member:
         self.driver = driver
 
 
-def _known_device_matches(
-    candidate: Candidate, name: str | None, macs: tuple[str | None, ...], pci: str | None, driver: str | None
-) -> bool:
-    """Whether a device known from what was recorded of it (not from the host, where it is not)
-    satisfies every key of a candidate; a kernel path is judged by the PCI function under it."""
-    sel = candidate.selectors
-    checks = (
-        not sel.device or name == sel.device,
-        not sel.hwaddr or sel.hwaddr.lower() in macs,
-        not candidate.name_pattern or (name is not None and fnmatch.fnmatchcase(name, candidate.name_pattern)),
-        not sel.pci_bus_id or pci == normalize_pci(sel.pci_bus_id),
-        not sel.kernelpath or bool(pci and kernelpath_holds_pci(sel.kernelpath, pci)),
-        not candidate.driver or driver == candidate.driver,
-    )
-    return all(checks)
-
-
-def record_matches(candidate: Candidate, record: Record) -> bool:
-    """Whether a recorded device (now in a pod, invisible here) satisfies every key of a candidate."""
-    if record.kind == "userspace":
-        return bool(candidate.selectors.pci_bus_id) and admits_function((candidate,), record.pci_address or "")
-    macs = (record.mac, record.perm_mac)
-    return _known_device_matches(candidate, record.original_name, macs, record.pci_address, record.driver)
-
-
 def admits_function(pool: tuple[Candidate, ...], pci: str, driver: str | None = None) -> bool:
-    """Whether a PCI function without a net device (bound to vfio-pci, say) is one of the pool's:
-    a candidate with a name or MAC key can only mean a net device."""
-    return any(_known_device_matches(candidate, None, (), pci, driver) for candidate in pool)
+    """Whether a PCI function without a net device (bound to vfio-pci, say) is one of the pool's."""
+    return any(identity.selects_function(candidate, pci, driver, kernelpath_holds_pci) for candidate in pool)
 
 
 def admits(pool: tuple[Candidate, ...], link: Link) -> bool:
@@ -108,7 +81,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
         member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
         member.driver = driver_of(link)
         for position, record in enumerate(records):
-            if record.kind != "userspace" and same_device(record, link, pci):
+            if record.kind != "userspace" and identity.proof(record, link, identity.HOST, pci) is not None:
                 held.add(position)
                 if pods.alive(record):
                     member.state, member.why = CLAIMED, claimed(link.name, record, conf.name).msg
@@ -126,7 +99,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
     for position, record in enumerate(records):
         if position in held:
             continue
-        matching = next((c for c in conf.pool if record_matches(c, record)), None)
+        matching = next((c for c in conf.pool if record_selected(c, record)), None)
         if matching is None:
             continue
         member = Member(
@@ -198,7 +171,7 @@ def _locked(
     stayed busy for `patience` seconds; False if it is no longer free."""
     link = member.link
     assert link is not None
-    key = identity(member.pci, link.perm_mac, link.mac)
+    key = identity.lock_key(member.pci, link.perm_mac, link.mac)
     try:
         held.enter_context(device_lock(conf.data_dir, key, link.name, patience))
     except CniError as err:
@@ -223,7 +196,7 @@ def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
     """Records of pool devices whose pod died: the device is the host's again, under its own name."""
     assert conf.pool is not None
     for record in every_record(conf.data_dir):
-        if record.kind == "userspace" or not any(record_matches(c, record) for c in conf.pool):
+        if record.kind == "userspace" or not any(record_selected(c, record) for c in conf.pool):
             continue
         if pods.alive(record):
             continue

@@ -3,22 +3,24 @@
 DEL, GC, the repair loop, an ADD that failed after the move, and an ADD that finds a dead
 pod's claim all come here. The device is looked for where the record says it went (its pod,
 or the staging netns of an interrupted rename-then-move), else where the kernel refunds a
-physical device whose pod died: the host, under the pod's name. Only by proof (cni_hostdev/move.py).
+physical device whose pod died: the host, under the pod's name. Only by proof
+(cni_hostdev/identity.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from cni_hostdev import logs, netns, pods
+from cni_hostdev import identity, logs, netns, pods
 from cni_hostdev.errors import INVALID_ENV, STATE_FAILURE, CniError
 from cni_hostdev.faults import checkpoint
-from cni_hostdev.locks import device_lock, identity
+from cni_hostdev.identity import record_lock_key
+from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import pci_address_of
-from cni_hostdev.move import STAGING_DIR, find_moved, refuse_if_name_taken, restore, restore_altnames, send_home
+from cni_hostdev.move import STAGING_DIR, refuse_if_name_taken, restore, restore_altnames, send_home
 from cni_hostdev.netns import Namespace
 from cni_hostdev.scoped import contextmanager
-from cni_hostdev.state import Record, StateStore, every_record
+from cni_hostdev.state import Record, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,11 +29,6 @@ if TYPE_CHECKING:
     from cni_hostdev.netlink import Link
 
 log = logs.get_logger(__name__)
-
-
-def record_key(record: Record) -> str:
-    """The lock of a recorded device: the key ADD took it under."""
-    return identity(record.pci_address, record.perm_mac, record.mac)
 
 
 @contextmanager
@@ -65,7 +62,7 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
             f"device {record.original_name} may be in staging netns {record.staging}, which is not visible here",
         )
     if pod is not None:
-        link = find_moved(pod.rtnl, record)
+        link = identity.find(record, pod.rtnl.links(), identity.POD)
         if link is not None:
             send_home(pod.rtnl, link, host, record)
             checkpoint("returned-home")
@@ -128,8 +125,7 @@ def _from_staging(record: Record, host: Namespace) -> str | None:
         return None
     staging = Namespace.open(fd)
     try:
-        # The staging netns is ours alone: there the original name is proof enough.
-        link = find_moved(staging.rtnl, record) or staging.rtnl.link(name=record.original_name)
+        link = identity.find(record, staging.rtnl.links(), identity.STAGING)
         if link is not None:
             send_home(staging.rtnl, link, host, record)
     finally:
@@ -141,20 +137,9 @@ def _from_staging(record: Record, host: Namespace) -> str | None:
 
 
 def find_refunded(host: Namespace, record: Record) -> Link | None:
-    """Our device in the host under any name (the kernel refunds a physical device to the host when
-    its pod's netns dies, under the name it had there, and its ifindex may change): by PCI address,
-    else by permanent MAC, else by MAC together with our marker. Never by name or alias alone."""
-    links = host.rtnl.links()
-    if record.pci_address:
-        for link in links:
-            if pci_address_of(link.name) == record.pci_address:
-                return link
-    if record.perm_mac:
-        return next((link for link in links if link.perm_mac == record.perm_mac), None)
-    for link in links:
-        if link.alias == record.original_name and link.mac == record.mac:
-            return link
-    return None
+    """Our device in the host under any name: the kernel refunds a physical device to the host when
+    its pod's netns dies, under the name it had there, and its ifindex may change."""
+    return identity.find(record, host.rtnl.links(), identity.HOST, lambda link: pci_address_of(link.name))
 
 
 def release_if_due(
@@ -164,7 +149,7 @@ def release_if_due(
     drop it, and say what happened. None when it is no longer due: given back meanwhile, or made
     anew (a container started again with the same ID), whose record must stay."""
     store = StateStore(data_dir, record.network)
-    with device_lock(data_dir, record_key(record), record.original_name, lock_timeout):
+    with device_lock(data_dir, record_lock_key(record), record.original_name, lock_timeout):
         # Holding the lock, no ADD or DEL of this device is running: look again.
         current = store.load(record.container_id, record.ifname)
         if current is None or not due(current):
@@ -209,76 +194,3 @@ def release_records(
             if what is not None:
                 done.append(f"{listed.container_id}/{listed.ifname}: {what}")
     return done, failures
-
-
-def release_unrecorded(data_dir: str, netns_path: str, ifname: str, lock_timeout: float) -> str:
-    """DEL of an attachment whose record cannot be read: what the pod itself proves. The device at
-    `ifname` in the pod carries our marker (its original name as its alias) from its ADD: it goes
-    home under that name. Not when a readable record of a live attachment holds it (a netns path
-    reused by another pod), and nothing else of it can be restored (MTU, MAC, up state, its own
-    alias and network are what the record held)."""
-    if not netns_path:
-        return "the netns is unknown: nothing the pod can prove"
-    try:
-        fd = netns.open_netns(netns_path)
-    except (OSError, netns.NotANetns):
-        return f"netns {netns_path} is gone: nothing the pod can prove"
-    with netns.host() as host:
-        pod = Namespace.open(fd)
-        try:
-            link = pod.rtnl.link(name=ifname)
-            if link is None or not link.alias or link.alias == link.name or not _is_interface_name(link.alias):
-                return f"no device {ifname} carrying our marker in netns {netns_path}"
-            holder = _live_holder(data_dir, netns_path, link)
-            if holder is not None:
-                return f"{ifname} in netns {netns_path} is held by {holder}: left alone"
-            record = _marked(link, netns_path, ifname)
-            pci = link.parent_dev if link.parent_bus == "pci" else None
-            with device_lock(data_dir, identity(pci, link.perm_mac, link.mac), link.alias, lock_timeout):
-                send_home(pod.rtnl, link, host, record)
-        finally:
-            pod.close()
-    return (
-        f"returned {ifname} to the host as {record.original_name}, by its marker; its MTU, MAC, up state and "
-        "alias were in the unreadable record and stay as they are"
-    )
-
-
-def _is_interface_name(name: str) -> bool:
-    from cni_hostdev.config import validate_ifname
-
-    try:
-        validate_ifname(name, "alias")
-    except CniError:
-        return False
-    return True
-
-
-def _live_holder(data_dir: str, netns_path: str, link: Link) -> str | None:
-    """The readable record of a live attachment in that netns whose device this is, if any."""
-    for record in every_record(data_dir):
-        if record.netns != netns_path or record.kind == "userspace":
-            continue
-        ours = record.perm_mac == link.perm_mac if record.perm_mac else record.mac == link.mac
-        if ours and record.original_name == link.alias and pods.alive(record):
-            return f"container {record.container_id} of network {record.network}"
-    return None
-
-
-def _marked(link: Link, netns_path: str, ifname: str) -> Record:
-    """A record of what the device proves: its marker names it, the rest is as it is now."""
-    return Record(
-        network="",
-        container_id="",
-        ifname=ifname,
-        netns=netns_path,
-        original_name=link.alias or "",
-        original_alias=None,
-        mac=link.mac,
-        perm_mac=link.perm_mac,
-        mtu=link.mtu,
-        was_up=False,
-        ifindex=link.index,
-        pci_address=None,
-        altnames=None,
-    )

@@ -32,7 +32,7 @@ def main(args: list[str]) -> int:
     from cni_hostdev.tools.repair import Watch, repair_loop
 
     logs.set_level(logs.INFO)
-    watch = Watch(opts.conf_dir or [], opts.config or [], opts.metrics_file)
+    watch = Watch(opts.conf_dir or [], opts.config or [], opts.metrics_file, tuple(opts.type or ("host-device",)))
     return repair_loop(opts.data_dir, opts.interval, opts.once, watch)
 
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="only the devices this network config names here (netconf, conflist or NADs; JSON or YAML)",
     )
+    _types(inventory)
     install = sub.add_parser("install", help="install this binary into a CNI bin dir, atomically")
     install.add_argument("--bin-dir", default="/opt/cni/bin")
     install.add_argument("--name", default="host-device")
@@ -84,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _types(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--type",
+        action="append",
+        metavar="NAME",
+        help="the plugin's name in a config's `type`, when installed under another (default: host-device)",
+    )
+
+
 def _watched(parser: argparse.ArgumentParser, *, default_conf_dir: bool) -> None:
     default = " (default: /etc/cni/net.d, when no --config is given)" if default_conf_dir else ""
     parser.add_argument(
@@ -92,13 +102,15 @@ def _watched(parser: argparse.ArgumentParser, *, default_conf_dir: bool) -> None
     parser.add_argument(
         "--config", action="append", metavar="FILE", help="a netconf, conflist or NADs (JSON or YAML); repeatable"
     )
+    _types(parser)
 
 
 def _inventory(opts: argparse.Namespace) -> int:
     from cni_hostdev.tools.inventory import ConfigError, collect, collect_config, render
 
     try:
-        entries = collect_config(opts.config) if opts.config else collect(opts.data_dir)
+        types = tuple(opts.type or ("host-device",))
+        entries = collect_config(opts.config, types) if opts.config else collect(opts.data_dir)
     except ConfigError as err:
         sys.stderr.write(f"host-device inventory: {err}\n")
         return 1
@@ -111,10 +123,15 @@ def _doctor(opts: argparse.Namespace) -> int:
     from cni_hostdev.tools import doctor
 
     report = doctor.Report()
+    types = tuple(opts.type or ("host-device",))
     try:
-        doctor.examine(doctor.definitions(opts.conf_dir or [], opts.config or [], report), opts.data_dir, report)
+        found = doctor.definitions(opts.conf_dir or [], opts.config or [], report, types)
+        doctor.examine(found, opts.data_dir, report)
     except doctor.CannotRun as err:
         sys.stderr.write(f"host-device doctor: {err}\n")
+        return 2
+    except Exception as err:  # a check that broke is not a clean node: exit 2, not 0 or 1
+        sys.stderr.write(f"host-device doctor: a check failed: {type(err).__name__}: {err}\n")
         return 2
     print(json.dumps(report.to_json(), indent=2) if opts.json else report.render())
     return report.status()

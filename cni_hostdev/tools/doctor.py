@@ -16,7 +16,7 @@ from cni_hostdev.errors import CniError, node_name
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin import pool
 from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, networks
-from cni_hostdev.tools.configs import ConfigError, Definition, read_dir, read_file
+from cni_hostdev.tools.configs import PLUGIN_TYPES, ConfigError, Definition, read_dir, read_file
 from cni_hostdev.tools.inventory import as_pool
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -88,12 +88,14 @@ class Report:
         return "\n".join([head, *(f"{f.severity.upper():8}{f.kind:18}{f.message}" for f in findings)])
 
 
-def definitions(conf_dirs: list[str], config_files: list[str], report: Report) -> list[Definition]:
+def definitions(
+    conf_dirs: list[str], config_files: list[str], report: Report, types: tuple[str, ...] = PLUGIN_TYPES
+) -> list[Definition]:
     """The host-device networks of the given dirs and files (the node's CNI config dir by default)."""
     found: list[Definition] = []
     for directory in conf_dirs or ([] if config_files else [DEFAULT_CONF_DIR]):
         try:
-            in_dir, problems = read_dir(directory)
+            in_dir, problems = read_dir(directory, types)
         except OSError as err:
             raise CannotRun(f"cannot read CNI config dir {directory}: {err.strerror}") from None
         found += in_dir
@@ -101,7 +103,7 @@ def definitions(conf_dirs: list[str], config_files: list[str], report: Report) -
             report.add(ERROR, "unreadable-config", f"{problem} (on node {node_name()})")
     for path in config_files:
         try:
-            found += read_file(path)
+            found += read_file(path, types)
         except ConfigError as err:
             report.add(ERROR, "unreadable-config", f"{err} (on node {node_name()})")
     return found
@@ -111,21 +113,23 @@ def examine(found: list[Definition], data_dir: str, report: Report) -> None:
     """Every check, into `report`."""
     parsed = _parse(found, report)
     try:
-        records = every_record(data_dir)
+        if os.path.isdir(data_dir):
+            os.listdir(data_dir)  # a state dir we cannot read would look clean
+        records = every_record(data_dir, quiet=True)
         with Rtnl() as rtnl:
-            surveyed = [(conf, pool.survey(conf, rtnl, records)) for conf in parsed]
+            surveyed = [(conf, origin, pool.survey(conf, rtnl, records)) for conf, origin in parsed]
     except OSError as err:
-        raise CannotRun(f"cannot read this node's devices: {err.strerror or err}") from None
+        raise CannotRun(f"cannot read this node's devices or {data_dir}: {err.strerror or err}") from None
     _shared(surveyed, report)
-    for conf, members in surveyed:
+    for conf, _, members in surveyed:
         _availability(conf, members, report)
     _records(data_dir, report)
     _data_dir(data_dir, report)
     _probe(report)
 
 
-def _parse(found: list[Definition], report: Report) -> list[NetConf]:
-    parsed: list[NetConf] = []
+def _parse(found: list[Definition], report: Report) -> list[tuple[NetConf, str]]:
+    parsed: list[tuple[NetConf, str]] = []
     for definition in found:
         report.networks.append((definition.network, definition.origin))
         try:
@@ -140,11 +144,13 @@ def _parse(found: list[Definition], report: Report) -> list[NetConf]:
                 )
                 continue
             conf.pool = conf.pool or as_pool(conf, definition.origin)
-        except (CniError, ConfigError) as err:
-            message = err.msg if isinstance(err, CniError) else str(err)
-            report.add(ERROR, "invalid-config", f"network {definition.network} ({definition.origin}): {message}")
+        except ConfigError as err:  # a valid config whose device a survey cannot find (an auxiliary one)
+            report.add(INFO, "cannot-survey", f"network {definition.network}: {err} (on node {node_name()})")
             continue
-        parsed.append(conf)
+        except CniError as err:
+            report.add(ERROR, "invalid-config", f"network {definition.network} ({definition.origin}): {err.msg}")
+            continue
+        parsed.append((conf, definition.origin))
     return parsed
 
 
@@ -155,18 +161,20 @@ def _identity(member: pool.Member) -> str | None:
     return f"pci {member.pci}" if member.pci else f"mac {member.mac}" if member.mac else None
 
 
-def _shared(surveyed: list[tuple[NetConf, list[pool.Member]]], report: Report) -> None:
-    """Two networks that bind one device: the second pod of them fails on this node."""
-    binders: dict[str, dict[str, pool.Member]] = {}
-    for conf, members in surveyed:
+def _shared(surveyed: list[tuple[NetConf, str, list[pool.Member]]], report: Report) -> None:
+    """Two networks that bind one device: the second pod of them fails on this node. Networks are
+    told apart by where they are defined too: two NADs of one name in two namespaces are two."""
+    binders: dict[str, dict[tuple[str, str], pool.Member]] = {}
+    for conf, origin, members in surveyed:
         for member in members:
             identity = _identity(member)
             if identity is not None:
-                binders.setdefault(identity, {}).setdefault(conf.name, member)
-    for identity, by_network in binders.items():
-        if len(by_network) < 2:
+                binders.setdefault(identity, {}).setdefault((conf.name, origin), member)
+    for identity, by_definition in binders.items():
+        if len(by_definition) < 2:
             continue
-        names = tuple(sorted(by_network))
+        by_network = {name: member for (name, _), member in by_definition.items()}
+        names = tuple(sorted({name for name, _ in by_definition}))
         first = next(iter(by_network.values()))
         how = "; ".join(
             f"{n}: devices[{m.candidate.position - 1}] {m.candidate.describe()}" for n, m in by_network.items()
@@ -213,7 +221,7 @@ def _availability(conf: NetConf, members: list[pool.Member], report: Report) -> 
 
 def _records(data_dir: str, report: Report) -> None:
     """Attachments of dead pods waiting to be given back, and records that cannot be read."""
-    for record in every_record(data_dir):
+    for record in every_record(data_dir, quiet=True):
         if not pods.alive(record):
             device = record.original_name or record.pci_address or "?"
             report.add(
@@ -226,7 +234,11 @@ def _records(data_dir: str, report: Report) -> None:
             )
     for network in networks(data_dir):
         store = StateStore(data_dir, network)
-        for name in sorted(os.listdir(store.dir)):
+        try:
+            names = sorted(os.listdir(store.dir))
+        except FileNotFoundError:
+            continue  # removed since it was listed
+        for name in names:
             path = os.path.join(store.dir, name)
             if name.endswith(RECORD_SUFFIX):
                 try:

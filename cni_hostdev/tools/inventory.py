@@ -7,13 +7,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, NetConf, Selectors, parse_netconf
+from cni_hostdev.config import DEFAULT_DATA_DIR, Candidate, NetConf, parse_netconf
 from cni_hostdev.errors import CniError
 from cni_hostdev.lookup import driver_of, pci_address_of
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin.claims import NodeNetwork, host_use
 from cni_hostdev.state import every_record
-from cni_hostdev.tools.configs import ConfigError, read_file
+from cni_hostdev.tools.configs import PLUGIN_TYPES, ConfigError, read_file
 
 __all__ = ["ConfigError", "Entry", "collect", "collect_config", "render"]
 
@@ -65,20 +65,22 @@ def collect(data_dir: str = DEFAULT_DATA_DIR) -> list[Entry]:
     return entries
 
 
-def configs_in(path: str) -> list[dict[str, Any]]:
-    """The host-device configs of a file (netconf, conflist, NADs; JSON or YAML): at least one."""
-    found = [definition.config for definition in read_file(path)]
+def configs_in(path: str, types: tuple[str, ...] = PLUGIN_TYPES) -> list[dict[str, Any]]:
+    """Our configs in a file (netconf, conflist, NADs; JSON or YAML): at least one."""
+    found = [definition.config for definition in read_file(path, types)]
     if not found:
-        raise ConfigError(f"{path} has no host-device network config (a netconf, conflist or NAD of type host-device)")
+        raise ConfigError(
+            f"{path} has no host-device network config (a netconf, conflist or NAD of type {' or '.join(types)})"
+        )
     return found
 
 
-def collect_config(path: str) -> list[Entry]:
+def collect_config(path: str, types: tuple[str, ...] = PLUGIN_TYPES) -> list[Entry]:
     """The devices the config names on this node, in its order of preference, free or by whom held."""
     from cni_hostdev.plugin import pool
 
     entries: list[Entry] = []
-    for raw in configs_in(path):
+    for raw in configs_in(path, types):
         try:
             conf = parse_netconf(raw, "ADD")
         except CniError as err:
@@ -107,11 +109,9 @@ def as_pool(conf: NetConf, path: str) -> tuple[Candidate, ...]:
     auxiliary device has no selector a survey can match."""
     sel = conf.selectors
     pci = sel.pci_bus_id
-    if sel.device_id and not (sel.device or sel.hwaddr or sel.kernelpath or pci):
-        if ":" not in sel.device_id:
-            raise ConfigError(f"{path}: deviceID {sel.device_id} is an auxiliary device, which inventory cannot list")
-        pci = sel.device_id
-    return (Candidate(1, Selectors(sel.device, sel.hwaddr, sel.kernelpath, pci)),)
+    if sel.device_id and not (sel.device or sel.hwaddr or sel.kernelpath or pci) and ":" not in sel.device_id:
+        raise ConfigError(f"{path}: deviceID {sel.device_id} is an auxiliary device, which inventory cannot list")
+    return conf.candidates()
 
 
 def _reason(why: str) -> str:

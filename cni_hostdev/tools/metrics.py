@@ -37,12 +37,13 @@ def _label(value: str) -> str:
 def _sample(name: str, value: float, **labels: str) -> str:
     given = {"node": node_name(), **labels}
     inside = ",".join(f'{key}="{_label(text)}"' for key, text in given.items())
-    return f"{name}{{{inside}}} {value:g}"
+    number = str(value) if isinstance(value, int) else repr(float(value))  # every digit: a timestamp, a count
+    return f"{name}{{{inside}}} {number}"
 
 
 def render(data_dir: str, totals: Totals, report: Report | None) -> str:
     counts: dict[tuple[str, str], int] = {}
-    for record in every_record(data_dir):
+    for record in every_record(data_dir, quiet=True):
         key = (record.network, "live" if pods.alive(record) else "stale")
         counts[key] = counts.get(key, 0) + 1
     stale = sum(n for (_, state), n in counts.items() if state == "stale")

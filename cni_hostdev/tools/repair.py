@@ -15,7 +15,6 @@ import signal
 import time
 
 from cni_hostdev import logs
-from cni_hostdev.errors import CniError
 from cni_hostdev.locks import DEFAULT_TIMEOUT
 from cni_hostdev.plugin.release import release_records
 from cni_hostdev.state import StateStore, networks
@@ -28,12 +27,19 @@ _SEVERITY_LEVELS = {doctor.ERROR: logs.ERROR, doctor.WARNING: logs.WARNING, doct
 class Watch:
     """What the loop is told to watch, and what it has said about it."""
 
-    __slots__ = ("conf_dirs", "config_files", "metrics_file", "reported", "totals")
+    __slots__ = ("conf_dirs", "config_files", "metrics_file", "reported", "totals", "types")
 
-    def __init__(self, conf_dirs: list[str], config_files: list[str], metrics_file: str | None) -> None:
+    def __init__(
+        self,
+        conf_dirs: list[str],
+        config_files: list[str],
+        metrics_file: str | None,
+        types: tuple[str, ...] = ("host-device",),
+    ) -> None:
         self.conf_dirs = conf_dirs
         self.config_files = config_files
         self.metrics_file = metrics_file
+        self.types = types
         self.reported: set[tuple[str, str, str]] = set()
         self.totals = metrics.Totals()
 
@@ -45,9 +51,11 @@ def repair_once(data_dir: str, totals: metrics.Totals | None = None) -> int:
     for network in networks(data_dir):
         try:
             done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
-        except (CniError, OSError) as err:
-            # Keep looping: a crash-looping DaemonSet pod repairs nothing.
-            log.error("cannot repair network %s: %s", network, getattr(err, "msg", err))
+        except Exception as err:
+            # Keep looping, whatever it was: a crash-looping DaemonSet pod repairs nothing.
+            log.error(
+                "cannot repair network %s: %s", network, getattr(err, "msg", None) or f"{type(err).__name__}: {err}"
+            )
             failed += 1
             continue
         for line in done:
@@ -65,15 +73,12 @@ def repair_once(data_dir: str, totals: metrics.Totals | None = None) -> int:
 def check(data_dir: str, watch: Watch) -> doctor.Report | None:
     """Doctor's checks; each finding logged the first pass it appears (again if it comes back)."""
     report = doctor.Report()
+    watched = watch.conf_dirs or watch.config_files
     try:
-        found = (
-            doctor.definitions(watch.conf_dirs, watch.config_files, report)
-            if watch.conf_dirs or watch.config_files
-            else []
-        )
+        found = doctor.definitions(watch.conf_dirs, watch.config_files, report, watch.types) if watched else []
         doctor.examine(found, data_dir, report)
-    except doctor.CannotRun as err:
-        log.error("doctor: %s", err)
+    except Exception as err:  # the checks must never stop the repairs
+        log.error("doctor: %s", err if isinstance(err, doctor.CannotRun) else f"{type(err).__name__}: {err}")
         return None
     keys = {finding.key() for finding in report.findings}
     for finding in report.findings:
@@ -101,8 +106,8 @@ def repair_loop(data_dir: str, interval: float, once: bool, watch: Watch | None 
         if watch.metrics_file:
             try:
                 metrics.write(watch.metrics_file, metrics.render(data_dir, watch.totals, report))
-            except OSError as err:
-                log.error("cannot write metrics file %s: %s", watch.metrics_file, err.strerror)
+            except Exception as err:  # nor must the metrics
+                log.error("cannot write metrics file %s: %s", watch.metrics_file, getattr(err, "strerror", None) or err)
         if once:
             return 1 if failed else 0
         deadline = time.monotonic() + interval

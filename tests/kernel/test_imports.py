@@ -40,6 +40,7 @@ PYROUTE2 = {
 }  # fmt: skip
 OURS_FOR_EVERY_CALL = {
     "cni_hostdev", "cni_hostdev.cli", "cni_hostdev.config", "cni_hostdev.errors", "cni_hostdev.files",
+    "cni_hostdev.identity",
     "cni_hostdev.jsontext", "cni_hostdev.libc", "cni_hostdev.locks", "cni_hostdev.logs", "cni_hostdev.lookup",
     "cni_hostdev.move",
     "cni_hostdev.names", "cni_hostdev.netlink", "cni_hostdev.netlink_loader", "cni_hostdev.netns",

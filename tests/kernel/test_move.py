@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cni_hostdev import netns
+from cni_hostdev import identity, netns
 from cni_hostdev.errors import NAME_CONFLICT, CniError
-from cni_hostdev.move import find_moved, move_in, send_home
+from cni_hostdev.move import move_in, send_home
 from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record
 from tests.conftest import STRATEGIES, Sandbox, ip, link_json, netns_path
@@ -63,7 +63,7 @@ def test_into_the_pod_and_home_again(sandbox: Sandbox, host: Namespace, tmp_path
 
         record.ifindex = moved.index
         pod.rtnl.set_link(moved.index, mtu=1300)
-        found = find_moved(pod.rtnl, record)
+        found = identity.find(record, pod.rtnl.links(), identity.POD)
         assert found is not None and found.index == moved.index
         send_home(pod.rtnl, found, host, record)
         home = link_json(device)
@@ -80,7 +80,9 @@ def test_a_device_is_never_found_by_its_name_alone(sandbox: Sandbox, host: Names
     try:
         record = record_of(host, device, "atomic", None)
         record.ifindex = (link_json("net1", name) or {})["ifindex"]
-        assert find_moved(pod.rtnl, record) is None, "same name and ifindex, another MAC, no marker"
+        assert identity.find(record, pod.rtnl.links(), identity.POD) is None, (
+            "same name and ifindex, another MAC, no marker"
+        )
     finally:
         pod.close()
 

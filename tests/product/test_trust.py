@@ -122,7 +122,7 @@ def test_closed_stdout_or_stderr_is_dev_null_in_the_plugin(frozen: Plugin, close
         stdin=read_end,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"},
+        env={"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD"},  # the launcher answers VERSION alone
         preexec_fn=close_them,
     )
     os.close(read_end)
@@ -135,7 +135,7 @@ def test_closed_stdout_or_stderr_is_dev_null_in_the_plugin(frozen: Plugin, close
             assert os.readlink(f"/proc/{proc.pid}/fd/{fd}") == "/dev/null"
     finally:
         os.close(write_end)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == 1  # an ADD of an empty config, refused
 
 
 def _reading_stdin(pid: int) -> bool:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from cni_hostdev.errors import TRY_AGAIN_LATER, CniError
-from cni_hostdev.locks import device_lock, identity
+from cni_hostdev.identity import lock_key as identity
+from cni_hostdev.locks import device_lock
 from tests.conftest import ROOT
 
 HOLDER = """
