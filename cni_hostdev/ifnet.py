@@ -21,28 +21,29 @@ from cni_hostdev.netlink import (
     AF_INET6,
     IFA_F_DADFAILED,
     IFA_F_TENTATIVE,
+    RT_SCOPE_UNIVERSE,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
     RTN_UNICAST,
+    RTPROT_KERNEL,
+    RTPROT_RA,
     Link,
     NetlinkError,
     Rtnl,
 )
 from cni_hostdev.result import IPConfig, Route
-from cni_hostdev.routing import IFA_F_PERMANENT
+from cni_hostdev.routing import DAD_TIMEOUT, IFA_F_PERMANENT
 from cni_hostdev.routing import snapshot as take
 
 log = logs.get_logger(__name__)
 
 Snapshot = dict[str, Any]
-RTPROT_KERNEL, RTPROT_RA = 2, 9
-RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
 _SHARED_TABLES = (
     0,
     253,
     RT_TABLE_MAIN,
     RT_TABLE_LOCAL,
 )  # every namespace has its own; a rule to them is not the device's
-RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
-DAD_TIMEOUT = 5.0
 
 
 def _attr(snap: Snapshot, name: str) -> Any:
@@ -89,7 +90,7 @@ def capture(rtnl: Rtnl, device: Link) -> Snapshot:
     return {"device": device.name, "addresses": addresses, "routes": routes, "rules": rules}
 
 
-def _renamed(kind: str, snap: Snapshot, old: str, new: str) -> Snapshot:
+def _renamed(snap: Snapshot, old: str, new: str) -> Snapshot:
     """The snapshot with the device's name changed where it appears (an address label, a rule's iif/oif)."""
     if old == new:
         return snap
@@ -135,7 +136,7 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
     steps += [("rule", r) for r in network["rules"]]
     settled = False
     for kind, snap in steps:
-        snap = _renamed(kind, snap, old, link.name)
+        snap = _renamed(snap, old, link.name)
         if kind == "route" and not settled:
             settled = True
             sources = {_attr(r, "RTA_PREFSRC") for r in routes if r["fields"]["family"] == AF_INET6}

@@ -19,7 +19,6 @@ from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS, compare
 
 log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
-DAD_TIMEOUT = 5.0
 _versions_of: dict[str, tuple[str, ...] | None] = {}  # plugin path -> its supportedVersions, once per call
 
 
@@ -180,7 +179,7 @@ def settle_dad(rtnl: Rtnl, link: Link) -> None:
     current = rtnl.link(index=link.index)
     if current is None or not current.flags & IFF_LOWER_UP:
         return
-    if routing.wait_out_dad(rtnl, link.index, DAD_TIMEOUT) is not None:
+    if routing.wait_out_dad(rtnl, link.index, routing.DAD_TIMEOUT) is not None:
         raise CniError(IPAM_FAILURE, f"IPv6 duplicate address detected on {link.name}")
 
 

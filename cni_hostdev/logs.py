@@ -54,7 +54,7 @@ def enabled(level: int) -> bool:
     return level >= _threshold or (_file is not None and level >= _file.level)
 
 
-def to_file(log_file: Sink) -> None:
+def to_file(log_file: Sink | None) -> None:
     global _file
     _file = log_file
 

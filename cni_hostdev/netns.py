@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
-CLONE_NEWNS = 0x00020000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 _SELF_NETNS = "/proc/thread-self/ns/net"
 

@@ -13,10 +13,10 @@ from cni_hostdev import netns
 from cni_hostdev.files import write_atomically
 from cni_hostdev.jsontext import dumps, loads
 from cni_hostdev.netlink import NetlinkError, Rtnl
+from cni_hostdev.pods import boot_id
 
 CACHE_DIR = "/run/cni-hostdev"
 CACHE_FILE = "probe.json"
-_BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 class ProbeResult:
@@ -34,11 +34,6 @@ class ProbeResult:
 
     def to_json(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-def _boot_id() -> str:
-    with open(_BOOT_ID) as f:
-        return f.read().strip()
 
 
 def run_probe() -> ProbeResult:
@@ -70,21 +65,21 @@ def run_probe() -> ProbeResult:
     finally:
         os.close(source_fd)
         os.close(target_fd)
-    return ProbeResult(kernel=os.uname().release, bootId=_boot_id(), atomicMoveRename=atomic, liveRename=live)
+    return ProbeResult(kernel=os.uname().release, bootId=boot_id() or "", atomicMoveRename=atomic, liveRename=live)
 
 
 def read_cache(cache_dir: str = CACHE_DIR) -> ProbeResult | None:
     """This boot's cached probe result, or None (not probed yet this boot, or unreadable)."""
     path = os.path.join(cache_dir, CACHE_FILE)
-    kernel, boot_id = os.uname().release, _boot_id()
+    kernel, boot = os.uname().release, boot_id()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
             data = loads(f.read())
-        if data.get("kernel") == kernel and data.get("bootId") == boot_id:
+        if boot and data.get("kernel") == kernel and data.get("bootId") == boot:
             return ProbeResult(
                 kernel=kernel,
-                bootId=boot_id,
+                bootId=boot,
                 atomicMoveRename=bool(data["atomicMoveRename"]),
                 liveRename=bool(data["liveRename"]),
                 cached=True,

@@ -29,6 +29,7 @@ from cni_hostdev.netlink import (
     RTM_NEWRULE,
     RTN_UNICAST,
     RTPROT_BOOT,
+    RTPROT_RA,
     Rtnl,
     fibmsg,
     ifaddrmsg,
@@ -58,7 +59,6 @@ _ROUTE_PROTOCOLS = {
     189: "rip",
     192: "eigrp",
 }
-RTPROT_RA = 9
 
 
 def _address_flags(flags: int) -> str:
@@ -243,6 +243,9 @@ def create(rtnl: Rtnl, kind: str, snap: dict[str, Any], index: int | None = None
 def addresses(rtnl: Rtnl, index: int) -> list[tuple[str, int]]:
     """(CIDR, IFA_F_* flags) of every address on one link."""
     return [address_of(msg) for msg in dump(rtnl, "address", index)]
+
+
+DAD_TIMEOUT = 5.0  # seconds an IPv6 address may stay tentative before we go on without it
 
 
 def wait_out_dad(rtnl: Rtnl, index: int, timeout: float, only: set[str] | None = None) -> str | None:

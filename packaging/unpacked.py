@@ -4,7 +4,7 @@ The bundle gets its own glibc and loader; every ELF in it finds its libraries
 through an $ORIGIN-relative RUNPATH, and the launcher's PT_INTERP is a long
 placeholder that `host-device install` overwrites, in place, with the absolute
 path of the bundled loader on the node. The result is appended to the static
-single file as a gzip'd tar behind a trailer (see cni_hostdev/tools/install.py).
+single file as an uncompressed ustar behind a trailer (see cni_hostdev/tools/install.py).
 
 Usage: unpacked.py ONEDIR STATIC_FILE
 """

@@ -148,6 +148,24 @@ class Sandbox:
 
 
 @pytest.fixture
+def reference_ipam() -> str:
+    """The reference IPAM plugins' dir, for tests that delegate to them. Missing is a failure, not a
+    skip: CI installs them (make sysdeps), and a missing install must be red."""
+    if not os.path.exists(STATIC):
+        pytest.fail(f"{STATIC} is missing: install Debian's containernetworking-plugins (make sysdeps)")
+    return os.path.dirname(STATIC)
+
+
+@pytest.fixture
+def strace_installed() -> None:
+    """strace watches what the frozen binary does; as for IPAM, missing fails: make sysdeps installs it."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.fail("strace is missing: make sysdeps installs it")
+
+
+@pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox()
     try:

@@ -276,7 +276,6 @@ def _copy_interface_network(pod: Namespace, moved: Link, network: dict[str, Any]
         if any(a["fields"]["family"] == AF_INET6 for a in network["addresses"]):
             ipam.enable_ipv6(moved.name)  # sysctl files answer for the namespace they are opened in
     ifnet.create(pod.rtnl, moved, network, where=f"netns {env.netns}", strict=True)
-    checkpoint("interface-network-copied")
 
 
 def _ipam_add(call: Call) -> Result | None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Plain classes, not dataclasses: see cni_hostdev/result.py.
 class CniEnv:
-    __slots__ = ("args", "attachable", "command", "container_id", "ifname", "netns", "path")
+    __slots__ = ("attachable", "command", "container_id", "ifname", "netns", "path")
 
     def __init__(
         self,
@@ -28,7 +28,6 @@ class CniEnv:
         container_id: str = "",
         netns: str = "",
         ifname: str = "",
-        args: dict[str, str] | None = None,
         path: tuple[str, ...] = (),
         attachable: bool = True,
     ) -> None:
@@ -36,7 +35,6 @@ class CniEnv:
         self.container_id = container_id
         self.netns = netns
         self.ifname = ifname
-        self.args = args if args is not None else {}
         self.path = path
         self.attachable = attachable  # False: an ifname no ADD would accept
 
@@ -82,14 +80,8 @@ def read_env(
     netns = _needed(environ, "CNI_NETNS") if "CNI_NETNS" in needs else environ.get("CNI_NETNS", "")
     if netns and not netns.startswith("/"):
         raise CniError(INVALID_ENV, f"CNI_NETNS {netns!r} is not an absolute path")
-    return CniEnv(
-        command=command,
-        container_id=container_id,
-        netns=netns,
-        ifname=ifname,
-        args=_parse_args(environ.get("CNI_ARGS", "")),
-        path=path,
-    )
+    _check_args(environ.get("CNI_ARGS", ""))  # nothing in it is ours to read, but it must be KEY=VALUE pairs
+    return CniEnv(command=command, container_id=container_id, netns=netns, ifname=ifname, path=path)
 
 
 def _needed(environ: Mapping[str, str], name: str) -> str:
@@ -103,13 +95,8 @@ def _split_path(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(":") if p)
 
 
-def _parse_args(value: str) -> dict[str, str]:
-    args: dict[str, str] = {}
+def _check_args(value: str) -> None:
     for pair in value.split(";"):
-        if not pair:
-            continue
-        key, sep, val = pair.partition("=")
-        if not sep or not key:
+        key, sep, _ = pair.partition("=")
+        if pair and (not sep or not key):
             raise CniError(INVALID_ENV, f"CNI_ARGS entry {pair!r} is not KEY=VALUE")
-        args[key] = val
-    return args

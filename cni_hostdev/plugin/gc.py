@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cni_hostdev import logs
-from cni_hostdev.errors import DEVICE_IN_USE, CniError, node_name
+from cni_hostdev.errors import TRY_AGAIN_LATER, CniError, node_name
 from cni_hostdev.plugin.call import Call
 from cni_hostdev.plugin.release import release_records
 from cni_hostdev.state import StateStore
@@ -21,4 +21,5 @@ def handle(call: Call) -> None:
     if conf.ipam is not None:
         call.ipam("GC")
     if failures:
-        raise CniError(DEVICE_IN_USE, f"GC on node {node_name()} could not release: " + "; ".join(failures))
+        # Each failure (a busy lock, a name taken in the host) is one a later GC can get past.
+        raise CniError(TRY_AGAIN_LATER, f"GC on node {node_name()} could not release: " + "; ".join(failures))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from cni_hostdev import identity, logs, netns, pods
-from cni_hostdev.errors import INVALID_ENV, STATE_FAILURE, CniError
+from cni_hostdev.errors import STATE_FAILURE, TRY_AGAIN_LATER, CniError
 from cni_hostdev.faults import checkpoint
 from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
@@ -38,7 +38,9 @@ def records_pod(record: Record, path: str | None = None) -> Iterator[Namespace |
     try:
         pod = pods.open_records(record, path)
     except OSError as err:
-        raise CniError(INVALID_ENV, f"netns {path or record.netns} cannot be opened: {err.strerror}") from None
+        # It exists and holds a netns, but cannot be entered now (EMFILE, a namespace being set up):
+        # not a fault of the call's environment; the runtime's retry may get in.
+        raise CniError(TRY_AGAIN_LATER, f"netns {path or record.netns} cannot be opened: {err.strerror}") from None
     try:
         yield pod
     finally:

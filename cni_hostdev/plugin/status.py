@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from cni_hostdev import netns, pods
+from cni_hostdev import identity, netns, pods
 from cni_hostdev.errors import DEVICE_NOT_FOUND, NOT_AVAILABLE, CniError
-from cni_hostdev.lookup import find_device, userspace_function
+from cni_hostdev.lookup import find_device, kernelpath_holds_pci, userspace_function
 from cni_hostdev.plugin.call import Call
 from cni_hostdev.state import StateStore, every_record
 
@@ -28,8 +28,12 @@ def handle(call: Call) -> None:
             except CniError as err:
                 if err.code != DEVICE_NOT_FOUND:
                     raise
-                claims = [r for r in store.all() if pods.alive(r)]
-                holder = f" (claimed by container {claims[0].container_id})" if claims else ""
+                candidate = conf.candidates()[0]
+                claims = [
+                    r for r in every_record(conf.data_dir) if identity.selected_by(candidate, r, kernelpath_holds_pci)
+                ]
+                live = [r for r in claims if pods.alive(r)]
+                holder = f" (claimed by container {live[0].container_id})" if live else ""
                 raise CniError(NOT_AVAILABLE, f"cannot serve ADD: {err.msg}{holder}", about_device=True) from None
     if conf.pool is not None and not conf.selectors.any():
         from cni_hostdev.plugin import pool

@@ -50,11 +50,10 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def install(source: str, bin_dir: str, name: str = "host-device", expected_sha256: str | None = None) -> str:
-    """Install `source` as `bin_dir/name`; return 'installed' or 'unchanged'."""
+def install(source: str, bin_dir: str, name: str = "host-device") -> str:
+    """Install `source` as `bin_dir/name`; return 'installed' or 'unchanged'. (`--sha256` is checked
+    by the caller, for both layouts.)"""
     payload_hash = sha256_of(source)
-    if expected_sha256 and payload_hash != expected_sha256.lower():
-        raise InstallError(f"payload {source} has sha256 {payload_hash}, expected {expected_sha256}")
     if not os.path.isdir(bin_dir):
         raise InstallError(f"bin dir {bin_dir} does not exist (is the host path mounted?)")
     target = os.path.join(bin_dir, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ import pytest
 from cni_hostdev import lookup
 from cni_hostdev.plugin import dispatch
 from tests.conftest import (
-    STATIC,
     STRATEGIES,
     Plugin,
     Sandbox,
@@ -229,9 +229,6 @@ def test_prev_result_is_kept_when_chained(source_plugin: Plugin, sandbox: Sandbo
     assert source_plugin.run("DEL", conf, **pod_env(pod)).status == 0
 
 
-pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
-
-
 def test_userspace_driver_device_is_not_moved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
 ) -> None:
@@ -259,8 +256,22 @@ def test_userspace_driver_device_is_not_moved(
     assert out is not None
     assert out["interfaces"] == [{"name": "net1", "sandbox": netns_path(pod), "pciID": "0000:00:09.0"}]
     assert link_names() == before and link_names(pod) <= {"lo"}
+    record = json.loads((tmp_path / "state" / "tnet" / "ctr1-net1.json").read_text())
+    assert record["kind"] == "userspace" and record["netns_cookie"] is not None, "the pod is pinned"
     again, status = dispatch.run({**environ, "CNI_CONTAINERID": "other"}, json.dumps(conf).encode())
     assert status == 1 and again is not None and again["code"] == 101 and "ctr1" in again["msg"]
-    out, status = dispatch.run({**environ, "CNI_COMMAND": "DEL"}, json.dumps(conf).encode())
+    # Another network asking for the same function is told who holds it, across networks.
+    other_pod = sandbox.pod("o")
+    other = {**conf, "name": "tother"}
+    other_env = {**environ, **pod_env(other_pod, "ctr2")}
+    refused, status = dispatch.run(other_env, json.dumps(other).encode())
+    assert status == 1 and refused is not None and refused["code"] == 101
+    assert "ctr1 of network tnet" in refused["msg"] and "0000:00:09.0" in refused["msg"]
+    # Its pod dies without DEL: the next ADD of the function, by the other network, takes it.
+    subprocess.run(["ip", "netns", "del", pod], check=True)
+    taken, status = dispatch.run(other_env, json.dumps(other).encode())
+    assert status == 0 and taken is not None and taken["interfaces"][0]["pciID"] == "0000:00:09.0"
+    assert not os.listdir(tmp_path / "state" / "tnet"), "the dead pod's claim was given back"
+    out, status = dispatch.run({**other_env, "CNI_COMMAND": "DEL"}, json.dumps(other).encode())
     assert status == 0 and out is None
-    assert not os.listdir(tmp_path / "state" / "tnet")
+    assert not os.listdir(tmp_path / "state" / "tother")

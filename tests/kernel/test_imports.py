@@ -71,7 +71,13 @@ def imports_of(command: str, conf: dict[str, object], env: dict[str, str], listi
 def test_an_add_and_a_del_import_exactly_these_modules(sandbox: Sandbox, tmp_path: Path) -> None:
     device, _ = sandbox.veth()
     pod = sandbox.pod()
-    conf = {"cniVersion": "1.1.0", "name": "tnet", "type": "host-device", "device": device, "dataDir": str(tmp_path)}
+    conf: dict[str, object] = {
+        "cniVersion": "1.1.0",
+        "name": "tnet",
+        "type": "host-device",
+        "device": device,
+        "dataDir": str(tmp_path),
+    }
     env = {"CNI_CONTAINERID": "imports", "CNI_NETNS": netns_path(pod), "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
     added = imports_of("ADD", conf, env, tmp_path / "add")
     deleted = imports_of("DEL", conf, env, tmp_path / "del")

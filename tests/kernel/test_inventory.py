@@ -6,11 +6,7 @@ import json
 import os
 import subprocess
 
-import pytest
-
-from tests.conftest import STATIC, Plugin, Sandbox, conf_for, ip, pod_env
-
-pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+from tests.conftest import Plugin, Sandbox, conf_for, ip, pod_env
 
 
 def test_inventory_tells_free_claimed_stale_and_host_devices(source_plugin: Plugin, sandbox: Sandbox) -> None:

@@ -23,7 +23,7 @@ def test_bad_records_are_reported_and_skipped(
     assert source_plugin.run("ADD", conf, **pod_env(pod, "good")).status == 0
     bad = Path(source_plugin.data_dir) / "tnet" / f"{name}-net1.json"
     bad.write_bytes(content)
-    gc = source_plugin.run("GC", conf_for(source_plugin, **{"cni.dev/valid-attachments": []}))
+    gc = source_plugin.run("GC", conf_for(source_plugin, "1.1.0", **{"cni.dev/valid-attachments": []}))
     assert gc.status == 0, gc.stdout
     assert str(bad) in gc.stderr, "GC says which record it skipped"
     assert "Traceback" not in gc.stderr

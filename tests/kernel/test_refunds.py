@@ -6,9 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import STATIC, Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, pod_env, refund_to_host
-
-pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+from tests.conftest import Plugin, Sandbox, conf_for, ip, is_up, link_json, link_names, pod_env, refund_to_host
 
 
 @pytest.mark.parametrize("repair_by", ["DEL", "GC", "ADD"])

@@ -7,11 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import STATIC, Plugin, Sandbox, conf_for, link_json, link_names, pod_env, refund_to_host
-
-pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env, refund_to_host
 
 
 def test_repair_loop_gives_back_devices_of_dead_pods_and_survives_missing_privileges(

@@ -261,7 +261,7 @@ def profile(variants: dict[str, Variant], rounds: int, work: str) -> None:
             for _ in range(rounds):
                 for runs, strace in ((plain, False), (traced, True)):
                     for command in COMMANDS:
-                        stdin = {"cniVersion": "1.0.0"} if command == "VERSION" else conf
+                        stdin: dict[str, object] = {"cniVersion": "1.0.0"} if command == "VERSION" else conf
                         runs[command].append(profiled_run(plugin, command, stdin, env, work, strace))
             print(f"{name}:\n")
             print("| phase | " + " | ".join(COMMANDS) + " |")

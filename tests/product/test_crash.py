@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cni_hostdev.move import STAGING_DIR
-from tests.conftest import STATIC, Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
+from tests.conftest import Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
 
 ADD_STEPS = {
     "atomic": ["record-written", "moved-to-pod", "up", "attached", "ipam-added", "ipam-applied"],
@@ -48,7 +48,7 @@ def _assert_home(dev: str, mtu: int, pod: str) -> None:
     assert link_names(pod) <= {"lo"}
 
 
-@pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+@pytest.mark.usefixtures("reference_ipam")
 @pytest.mark.parametrize(("strategy", "step", "follow_up"), CASES, ids=[f"{s}-{st}-{n}" for s, st, n in CASES])
 def test_sigkill_during_add(source_plugin: Plugin, sandbox: Sandbox, strategy: str, step: str, follow_up: str) -> None:
     dev, _ = sandbox.veth()

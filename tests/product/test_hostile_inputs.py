@@ -21,7 +21,8 @@ def _corpus(dev: str, data_dir: str, rng: random.Random) -> list[tuple[str, byte
     cases.append(("huge stdin", b'{"cniVersion": "1.0.0", "name": "' + b"x" * (8 << 20) + b'"}', {}))
     cases.append(("deep nesting", b"[" * 100000 + b"]" * 100000, {}))
     for key in ("name", "device", "dataDir", "kernelpath", "pciBusID", "moveStrategy", "cniVersion"):
-        for value in (7, [], {}, True, "../../etc", "/" * 300, "a\x00b", "\u202e"):
+        values: tuple[object, ...] = (7, [], {}, True, "../../etc", "/" * 300, "a\x00b", "\u202e")
+        for value in values:
             conf = {**good, key: value}
             cases.append((f"{key}={value!r}"[:40], json.dumps(conf).encode(), {}))
     for var, value in (("CNI_IFNAME", "../../x"), ("CNI_NETNS", "../../proc/1/ns/net"), ("CNI_CONTAINERID", "a;b"),

@@ -172,7 +172,7 @@ def test_4_two_networks_sharing_a_device_name(node: Plugin, story: Sandbox) -> N
     assert nic in link_names()
 
 
-@pytest.mark.skipif(not os.path.exists(HOST_LOCAL), reason="containernetworking-plugins not installed")
+@pytest.mark.usefixtures("reference_ipam")
 @pytest.mark.parametrize("ipam_type", ["static", "host-local"])
 def test_5_debian_ipam_plugins_under_a_110_config(node: Plugin, story: Sandbox, tmp_path: Path, ipam_type: str) -> None:
     nic, peer = story.veth("ip")
@@ -293,5 +293,13 @@ def test_9_a_pool_joins_a_node_with_other_networks_claims_a_refund_and_old_recor
 
 
 def test_10_the_node_holds_no_record_of_anything_still_out(node: Plugin) -> None:
-    """After all of the above, the state directory has no record left: every story gave its devices back."""
+    """After all of the above, the state directory has no record left: every story gave its devices back.
+
+    Only after them: alone, with no story run, there is nothing to look at, and that is a failure."""
+    root = Path(node.data_dir)
+    networks = (
+        {path.name for path in root.iterdir() if path.is_dir() and path.name != "locks"} if root.exists() else set()
+    )
+    assert len(networks) >= 3, f"the stories before this one ran and recorded attachments: {sorted(networks)}"
+    assert any((root / "locks").iterdir()), "their devices were locked"
     assert records(node) == {}

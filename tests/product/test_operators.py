@@ -148,7 +148,7 @@ def test_4_a_corrupt_record_among_live_ones_never_keeps_a_del_failing(node: Plug
     assert "moved aside" in first.stderr and (record.parent / "live1-net1.json.corrupt").exists()
     assert not record.exists()
     assert node.run("DEL", confs[1], **pod_env(pods[1], "live1")).status == 0, "and again"
-    gc = node.run("GC", conf_for(node, **{"cni.dev/valid-attachments": [
+    gc = node.run("GC", conf_for(node, "1.1.0", **{"cni.dev/valid-attachments": [
         {"containerID": "live0", "ifname": "net1"}, {"containerID": "live2", "ifname": "net1"}]}))  # fmt: skip
     assert gc.status == 0
     for n in (0, 2):  # the live ones are untouched

@@ -9,11 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import STATIC, Plugin, Sandbox, conf_for, link_json, link_names, pod_env
-
-pytestmark = pytest.mark.skipif(not os.path.exists(STATIC), reason="containernetworking-plugins not installed")
+from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env
 
 
 def test_two_pods_racing_for_one_device(source_plugin: Plugin, sandbox: Sandbox) -> None:
@@ -107,7 +103,9 @@ def test_add_racing_gc_never_loses_the_device(source_plugin: Plugin, sandbox: Sa
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     conf = conf_for(source_plugin, device=dev)
-    gc_conf = conf_for(source_plugin, **{"cni.dev/valid-attachments": [{"containerID": "racer", "ifname": "net1"}]})
+    gc_conf = conf_for(
+        source_plugin, "1.1.0", **{"cni.dev/valid-attachments": [{"containerID": "racer", "ifname": "net1"}]}
+    )
     for round_ in range(8):
         add = _start(source_plugin, "ADD", conf, **pod_env(pod, "racer"))
         gc = _start(source_plugin, "GC", gc_conf)

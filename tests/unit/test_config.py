@@ -37,17 +37,12 @@ def test_del_needs_no_selector_and_no_netns() -> None:
     assert env.netns == ""
 
 
-def test_cni_args_parsed() -> None:
-    env = read_env(
-        {
-            "CNI_COMMAND": "ADD",
-            "CNI_CONTAINERID": "c",
-            "CNI_IFNAME": "net1",
-            "CNI_NETNS": "/x",
-            "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=web-0",
-        }
-    )
-    assert env.args == {"IgnoreUnknown": "1", "K8S_POD_NAME": "web-0"}
+def test_cni_args_must_be_key_value_pairs() -> None:
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_IFNAME": "net1", "CNI_NETNS": "/x"}
+    read_env({**env, "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=web-0;;"})
+    with pytest.raises(CniError) as err:
+        read_env({**env, "CNI_ARGS": "IgnoreUnknown=1;oops"})
+    assert err.value.code == 4 and "'oops'" in err.value.msg
 
 
 @pytest.mark.parametrize("name", ["net1", "a" * 15, "ens1f0v3"])

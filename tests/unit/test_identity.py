@@ -150,12 +150,10 @@ def test_find_in_the_host_asks_sysfs_for_the_pci_function_only_when_recorded() -
         asked.append(device.name)
         return PCI if device.name == "net1" else None
 
-    assert (
-        identity.find(
-            record(pci_address=PCI), [link("eth9", mac=OTHER_MAC), link("net1", 20, OTHER_MAC)], HOST, pci_of
-        ).name
-        == "net1"
-    )  # type: ignore[union-attr]
+    found = identity.find(
+        record(pci_address=PCI), [link("eth9", mac=OTHER_MAC), link("net1", 20, OTHER_MAC)], HOST, pci_of
+    )
+    assert found is not None and found.name == "net1"
     asked.clear()
     identity.find(record(), [link()], HOST, pci_of)
     assert asked == []

@@ -72,7 +72,11 @@ def test_a_lock_whose_holder_was_killed_is_free(tmp_path: Path) -> None:
         pass
 
 
-def test_a_lock_released_by_its_holder_is_taken_at_once(tmp_path: Path) -> None:
+def test_a_lock_is_taken_when_its_holder_lets_go_and_not_before(tmp_path: Path) -> None:
     holder = hold(tmp_path, "mac-cc", 0.3)
+    started = time.monotonic()
     with device_lock(str(tmp_path), "mac-cc", "ens6", timeout=10):
-        assert holder.poll() is not None or holder.wait(5) == 0
+        waited = time.monotonic() - started
+        assert holder.wait(5) == 0  # it let go by leaving its block: it is ending, not still holding
+    assert waited >= 0.25, "taken while its holder still held it"
+    assert waited < 5, "not taken when its holder let go"

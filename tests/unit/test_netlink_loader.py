@@ -131,7 +131,8 @@ def test_socket_is_only_asked_for_the_names_it_answers() -> None:
     from cni_hostdev import netlink_loader
 
     files = probe()["files"]
-    used = set().union(*(_socket_names_of(path) for path in files.values() if path))  # type: ignore[union-attr]
+    assert isinstance(files, dict)
+    used = set().union(*(_socket_names_of(path) for path in files.values() if path))
     assert used <= set(netlink_loader.answers()["socket"]), sorted(used - set(netlink_loader.answers()["socket"]))
 
 
@@ -141,7 +142,8 @@ def test_typing_is_only_asked_for_the_annotation_names_it_answers() -> None:
     from cni_hostdev import netlink_loader
 
     files = probe()["files"]
-    used = set().union(*(_typing_names_of(path) for path in files.values() if path))  # type: ignore[union-attr]
+    assert isinstance(files, dict)
+    used = set().union(*(_typing_names_of(path) for path in files.values() if path))
     assert used <= set(netlink_loader.answers()["typing"]), sorted(used)
     annotation = netlink_loader.ANNOTATION
     assert annotation[str] is annotation and annotation("T", bound=int) is annotation and (annotation | None)

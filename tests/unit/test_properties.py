@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cni_hostdev.config import parse_netconf
 from cni_hostdev.errors import CniError
-from cni_hostdev.plugin.call import _parse_args
+from cni_hostdev.plugin.call import _check_args
 from cni_hostdev.result import DNS, Interface, IPConfig, Result, Route
 from cni_hostdev.versions import SUPPORTED_VERSIONS
 
@@ -25,29 +25,53 @@ json_values = st.recursive(
 config_keys = st.sampled_from(
     ["cniVersion", "name", "type", "device", "hwaddr", "kernelpath", "pciBusID", "deviceID", "runtimeConfig",
      "moveStrategy", "dataDir", "ipam", "prevResult", "dns", "lockTimeout", "allowHostAddresses",
-     "cni.dev/valid-attachments"]
+     "cni.dev/valid-attachments", "devices", "useInterfaceNetwork", "logLevel", "logFile", "logOptions"]
 )  # fmt: skip
+pool_keys = st.sampled_from(["device", "hwaddr", "kernelpath", "pciBusID", "namePattern", "driver", "other"])
+# A pool of candidates near the real shape, so that the pool parser's own checks get reached.
+pools = st.lists(st.dictionaries(pool_keys, st.text(max_size=12) | json_values, max_size=3) | json_values, max_size=4)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.dictionaries(config_keys, json_values, max_size=8), st.sampled_from(["ADD", "DEL", "CHECK", "GC", "STATUS"]))
-def test_config_parser_only_ever_raises_cni_errors(conf: dict[str, Any], command: str) -> None:
+@given(
+    st.dictionaries(config_keys, json_values, max_size=8),
+    pools,
+    st.sampled_from(["ADD", "DEL", "CHECK", "GC", "STATUS"]),
+)
+def test_config_parser_only_ever_raises_cni_errors(conf: dict[str, Any], devices: Any, command: str) -> None:
+    for candidate in (conf, {**conf, "devices": devices}):
+        try:
+            parse_netconf(candidate, command)
+        except CniError as err:
+            assert err.code in (1, 4, 6, 7) and err.msg
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(st.sampled_from(["logFile", "logLevel", "logOptions", "name"]), json_values, max_size=4))
+def test_log_settings_never_raise_and_never_fail_a_call(conf: dict[str, Any]) -> None:
+    from cni_hostdev import logs
+    from cni_hostdev.plugin.dispatch import start_logging
+
     try:
-        parse_netconf(conf, command)
-    except CniError as err:
-        assert err.code in (1, 4, 6, 7) and err.msg
+        start_logging({"CNI_COMMAND": "DEL"}, {**conf, "logFile": "/nonexistent-tprop/x.log"})
+        start_logging({"CNI_COMMAND": "DEL"}, conf)
+        logs.emit(logs.ERROR, "a line", ())
+    finally:
+        logs.to_file(None)
+        logs.set_level(logs.WARNING)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))
 def test_cni_args_parser(value: str) -> None:
+    pairs = [pair for pair in value.split(";") if pair]
+    well_formed = all("=" in pair and not pair.startswith("=") for pair in pairs)
     try:
-        parsed = _parse_args(value)
+        _check_args(value)
     except CniError as err:
-        assert err.code == 4 and "CNI_ARGS" in err.msg
+        assert err.code == 4 and "CNI_ARGS" in err.msg and not well_formed
         return
-    for key, val in parsed.items():
-        assert f"{key}={val}" in value
+    assert well_formed
 
 
 addresses4 = st.builds(
