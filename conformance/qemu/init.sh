@@ -280,15 +280,19 @@ case_dead_pod_gc() {
     note "  dataDir after GC: $(find $DATA -type f 2>/dev/null | tr '\n' ' ')"
 }
 
+bind_uio() {  # bind_uio PCI: a DPDK-style driver for the function; it has no net device then
+    dev=$(netdev_of $1)
+    echo $1 > /sys/bus/pci/devices/$1/driver/unbind || fail "setup: cannot unbind $1" || return 1
+    echo uio_pci_generic > /sys/bus/pci/devices/$1/driver_override
+    echo $1 > /sys/bus/pci/drivers/uio_pci_generic/bind || fail "setup: cannot bind $1 to uio_pci_generic" || return 1
+    drv=$(basename "$(readlink /sys/bus/pci/devices/$1/driver)")
+    note "  $1 ($dev) is now bound to $drv"
+    [ "$drv" = uio_pci_generic ] || fail "setup: $1 is bound to '$drv'" || return 1
+}
+
 # A DPDK-style NIC: bound to uio_pci_generic, it has no net device; nothing to move.
 case_userspace() {
-    dev=$(netdev_of $PCI_C)
-    echo $PCI_C > /sys/bus/pci/devices/$PCI_C/driver/unbind || fail "setup: cannot unbind $PCI_C" || return 1
-    echo uio_pci_generic > /sys/bus/pci/devices/$PCI_C/driver_override
-    echo $PCI_C > /sys/bus/pci/drivers/uio_pci_generic/bind || fail "setup: cannot bind $PCI_C to uio_pci_generic" || return 1
-    drv=$(basename "$(readlink /sys/bus/pci/devices/$PCI_C/driver)")
-    note "  $PCI_C ($dev) is now bound to $drv"
-    [ "$drv" = uio_pci_generic ] || fail "setup: $PCI_C is bound to '$drv'" || return 1
+    bind_uio $PCI_C || return 1
     conf /tmp/c.json 1.1.0 dpdk "\"pciBusID\": \"$PCI_C\""
     newpod pod
     before=$(pod_links pod)
@@ -297,6 +301,24 @@ case_userspace() {
     [ "$(pod_links pod)" = "$before" ] || fail "ADD changed the pod's links: $before -> $(pod_links pod)" || return 1
     [ "$(basename "$(readlink /sys/bus/pci/devices/$PCI_C/driver)")" = uio_pci_generic ] || fail "ADD changed $PCI_C's driver" || return 1
     cni DEL ctr-dpdk /run/netns/pod net1 /tmp/c.json || fail "DEL exited $RC: $(plugin_said)" || return 1
+}
+
+# Two networks ask for the same uio-bound function: the second is refused, naming the first's
+# container and network; when the first pod dies without DEL, a new ADD takes the function.
+case_userspace_shared() {
+    bind_uio $PCI_C || return 1
+    conf /tmp/a.json 1.1.0 dpdk-a "\"pciBusID\": \"$PCI_C\""
+    conf /tmp/b.json 1.1.0 dpdk-b "\"runtimeConfig\": {\"deviceID\": \"$PCI_C\"}"
+    newpod pod1; newpod pod2
+    cni ADD ctr-a /run/netns/pod1 net1 /tmp/a.json || fail "first ADD exited $RC: $(plugin_said)" || return 1
+    cni ADD ctr-b /run/netns/pod2 net1 /tmp/b.json && fail "the second network took $PCI_C too" && return 1
+    echo "$OUT" | grep -q '"code": *101' || fail "the second ADD is not code 101: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "ctr-a of network dpdk-a" || fail "the refusal does not name ctr-a of dpdk-a: $(plugin_said)" || return 1
+    $IP netns del pod1; note "\$ ip netns del pod1"
+    cni ADD ctr-b /run/netns/pod2 net1 /tmp/b.json || fail "ADD after the holder died exited $RC: $(plugin_said)" || return 1
+    echo "$OUT" | grep -q "\"pciID\": *\"$PCI_C\"" || fail "the result carries no pciID $PCI_C: $(plugin_said)" || return 1
+    [ -z "$(ls $DATA/dpdk-a 2>/dev/null)" ] || fail "the dead pod's record is still there: $(ls $DATA/dpdk-a)" || return 1
+    cni DEL ctr-b /run/netns/pod2 net1 /tmp/b.json || fail "DEL exited $RC: $(plugin_said)" || return 1
 }
 
 # A pool by driver: one config for the three NICs, each ADD takes the next free one, a fourth is
@@ -369,6 +391,7 @@ run_case del-restores-name-and-up case_del_restores
 run_case dead-netns-then-del case_dead_pod_del
 run_case dead-netns-then-gc case_dead_pod_gc
 run_case uio-pci-generic-pciID case_userspace
+run_case uio-function-shared-by-two-networks case_userspace_shared
 run_case pool-by-driver-virtio_net case_pool_by_driver
 run_case pool-deviceID-inside-and-outside case_pool_device_id
 reset
