@@ -33,7 +33,7 @@ dist/host-device: $(STAMP) $(SOURCES) | sysdeps
 binary: dist/host-device
 
 lint: $(STAMP)
-	$(PY) -m ruff check cni_hostdev tests
+	$(PY) -m ruff check cni_hostdev tests packaging/bootstrap.py
 	$(PY) -m mypy
 
 test: binary lint | sysdeps

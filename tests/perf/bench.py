@@ -98,8 +98,11 @@ def spawn(
     start = time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.write(json.dumps(conf).encode())
-    proc.stdin.close()
+    try:
+        proc.stdin.write(json.dumps(conf).encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # VERSION is answered without reading stdin: the plugin may be gone before we write
     out = proc.stdout.read()
     _, status = os.waitpid(proc.pid, 0)
     reaped = time.time()
