@@ -21,12 +21,18 @@ _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _INIT_PID_NS_INODE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the host's own PID namespace
 
 
+_boot_ids: list[str | None] = []
+
+
 def boot_id() -> str | None:
-    try:
-        with open(_BOOT_ID) as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
+    """This boot's ID, read once per process: a call never outlives its boot."""
+    if not _boot_ids:
+        try:
+            with open(_BOOT_ID) as f:
+                _boot_ids.append(f.read().strip() or None)
+        except OSError:
+            return None  # asked again next time: an unreadable /proc may be a passing fault
+    return _boot_ids[0]
 
 
 def pin(record: Record, pod: Namespace) -> None:
