@@ -224,11 +224,17 @@ def _records(data_dir: str, report: Report) -> None:
     for record in every_record(data_dir, quiet=True):
         if not pods.alive(record):
             device = record.original_name or record.pci_address or "?"
+            if record.kind == "userspace":
+                outcome = "DEL, GC or repair will release its claim"
+            elif record.pci_address:
+                outcome = "DEL, GC or repair will give it back"
+            else:  # a veth, macvlan, vlan ... is destroyed with its netns rather than refunded
+                outcome = "DEL, GC or repair will give it back, or forget it if it died with the netns"
             report.add(
                 WARNING,
                 "stale-record",
                 f"network {record.network}: container {record.container_id} ({record.ifname}) holds device {device} on "
-                f"node {node_name()}, but its netns {record.netns} is gone: DEL, GC or repair will give it back",
+                f"node {node_name()}, but its netns {record.netns} is gone: {outcome}",
                 (record.network,),
                 device,
             )
