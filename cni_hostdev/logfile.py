@@ -146,6 +146,12 @@ class LogFile(logs.Sink):
         finally:
             fcntl.flock(self._lock_fd_or_open(), fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._lock_fd = None
+
     def _fail(self, why: str) -> None:
         self.failed = True
         logs.write_stderr(f"host-device: WARNING cannot write log file {self.path}: {why}; logging to stderr only\n")
@@ -162,17 +168,24 @@ def configure(conf: dict[str, Any]) -> None:
         logs.write_stderr(
             f"host-device: WARNING config key logLevel {level_name!r} is not one of {', '.join(logs.LEVELS)}\n"
         )
+    sink = for_config(conf, level if level is not None else logs.INFO)
+    if sink is not None:
+        logs.to_file(sink)
+
+
+def for_config(conf: dict[str, Any], level: int = logs.INFO) -> LogFile | None:
+    """The config's `logFile` (None without one, or with a bad one: a warning on stderr)."""
     path = conf.get("logFile")
     if path is None or path == "":
-        return
+        return None
     options = conf.get("logOptions") or {}
     problem = _problem(path, options)
     if problem:
         logs.write_stderr(f"host-device: WARNING {problem}; logging to stderr only\n")
-        return
+        return None
     max_bytes = max(1, int(options.get("maxSize", DEFAULT_MAX_SIZE_MB) * 1024 * 1024))
     max_backups = options.get("maxBackups", DEFAULT_MAX_BACKUPS)
-    logs.to_file(LogFile(path, level if level is not None else logs.INFO, max_bytes, max_backups))
+    return LogFile(path, level, max_bytes, max_backups)
 
 
 def _problem(path: object, options: object) -> str | None:

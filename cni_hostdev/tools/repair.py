@@ -6,7 +6,8 @@ under its pod name. This loop finds those through the records and restores them,
 without waiting for the runtime. Each pass also runs `host-device doctor`'s checks (over the
 config dirs and files it is given) and logs each new finding once, so that `kubectl logs` of
 the DaemonSet is the cluster's view, node by node; with `--metrics-file` it writes what it saw
-for node_exporter's textfile collector.
+for node_exporter's textfile collector. What it gives back of a network whose config (in those
+dirs and files) has a `logFile` is written there too, beside that network's ADDs and DELs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from __future__ import annotations
 import signal
 import time
 
-from cni_hostdev import logs
+from cni_hostdev import logfile, logs
 from cni_hostdev.locks import DEFAULT_TIMEOUT
 from cni_hostdev.plugin.release import release_records
 from cni_hostdev.state import StateStore, networks
 from cni_hostdev.tools import doctor, metrics
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cni_hostdev.tools.configs import Definition
 
 log = logs.get_logger(__name__)
 _SEVERITY_LEVELS = {doctor.ERROR: logs.ERROR, doctor.WARNING: logs.WARNING, doctor.INFO: logs.INFO}
@@ -27,7 +32,7 @@ _SEVERITY_LEVELS = {doctor.ERROR: logs.ERROR, doctor.WARNING: logs.WARNING, doct
 class Watch:
     """What the loop is told to watch, and what it has said about it."""
 
-    __slots__ = ("conf_dirs", "config_files", "metrics_file", "reported", "totals", "types")
+    __slots__ = ("conf_dirs", "config_files", "log_files", "metrics_file", "reported", "totals", "types")
 
     def __init__(
         self,
@@ -42,40 +47,86 @@ class Watch:
         self.types = types
         self.reported: set[tuple[str, str, str]] = set()
         self.totals = metrics.Totals()
+        # Kept across passes, by the settings that made them: a bad or unwritable logFile is one
+        # warning, not one per pass.
+        self.log_files: dict[str, logfile.LogFile | None] = {}
+
+    def log_files_of(self, found: list[Definition]) -> dict[str, logfile.LogFile]:
+        """Each network's logFile, as its first definition that names one sets it."""
+        chosen: dict[str, logfile.LogFile] = {}
+        in_use: set[str] = set()
+        for definition in found:
+            config = definition.config
+            if definition.network in chosen or not config.get("logFile"):
+                continue
+            level_name = config.get("logLevel")
+            level = logs.LEVELS.get(level_name.lower(), logs.INFO) if isinstance(level_name, str) else logs.INFO
+            key = repr((config.get("logFile"), config.get("logOptions"), level))
+            if key not in self.log_files:
+                self.log_files[key] = logfile.for_config(config, level)
+            in_use.add(key)
+            sink = self.log_files[key]
+            if sink is not None:
+                chosen[definition.network] = sink
+        for key in set(self.log_files) - in_use:  # a config that changed or went away
+            sink = self.log_files.pop(key)
+            if sink is not None:
+                sink.close()
+        return chosen
 
 
-def repair_once(data_dir: str, totals: metrics.Totals | None = None) -> int:
-    """One pass over every network's records; returns how many failed."""
+def repair_once(
+    data_dir: str, totals: metrics.Totals | None = None, log_files: dict[str, logfile.LogFile] | None = None
+) -> int:
+    """One pass over every network's records; returns how many failed. `log_files`: where, besides
+    stderr, each network's lines go."""
     failed = 0
     given_back = 0
     for network in networks(data_dir):
+        logs.to_file((log_files or {}).get(network))
+        logs.context(command="repair", network=network)
         try:
-            done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
-        except Exception as err:
-            # Keep looping, whatever it was: a crash-looping DaemonSet pod repairs nothing.
-            log.error(
-                "cannot repair network %s: %s", network, getattr(err, "msg", None) or f"{type(err).__name__}: {err}"
-            )
-            failed += 1
-            continue
-        for line in done:
-            log.warning("repaired %s", line)
-        for line in failures:
-            log.error("cannot repair %s", line)
-        given_back += len(done)
-        failed += len(failures)
+            done, failures = _repair_network(data_dir, network)
+        finally:
+            logs.to_file(None)
+            logs.context(command=None, network=None)
+        given_back += done
+        failed += failures
     if totals is not None:
         totals.given_back += given_back
         totals.failed += failed
     return failed
 
 
-def check(data_dir: str, watch: Watch) -> doctor.Report | None:
-    """Doctor's checks; each finding logged the first pass it appears (again if it comes back)."""
-    report = doctor.Report()
-    watched = watch.conf_dirs or watch.config_files
+def _repair_network(data_dir: str, network: str) -> tuple[int, int]:
+    """(given back, failed) of one network's records."""
     try:
-        found = doctor.definitions(watch.conf_dirs, watch.config_files, report, watch.types) if watched else []
+        done, failures = release_records(StateStore(data_dir, network), DEFAULT_TIMEOUT)
+    except Exception as err:
+        # Keep looping, whatever it was: a crash-looping DaemonSet pod repairs nothing.
+        log.error("cannot repair network %s: %s", network, getattr(err, "msg", None) or f"{type(err).__name__}: {err}")
+        return 0, 1
+    for line in done:
+        log.warning("repaired %s", line)
+    for line in failures:
+        log.error("cannot repair %s", line)
+    return len(done), len(failures)
+
+
+def definitions(watch: Watch, report: doctor.Report) -> list[Definition] | None:
+    """The watched networks' configs (None when they cannot be read: logged)."""
+    if not (watch.conf_dirs or watch.config_files):
+        return []
+    try:
+        return doctor.definitions(watch.conf_dirs, watch.config_files, report, watch.types)
+    except Exception as err:  # the checks must never stop the repairs
+        log.error("doctor: %s", err if isinstance(err, doctor.CannotRun) else f"{type(err).__name__}: {err}")
+        return None
+
+
+def check(data_dir: str, watch: Watch, found: list[Definition], report: doctor.Report) -> doctor.Report | None:
+    """Doctor's checks; each finding logged the first pass it appears (again if it comes back)."""
+    try:
         doctor.examine(found, data_dir, report)
     except Exception as err:  # the checks must never stop the repairs
         log.error("doctor: %s", err if isinstance(err, doctor.CannotRun) else f"{type(err).__name__}: {err}")
@@ -101,11 +152,13 @@ def repair_loop(data_dir: str, interval: float, once: bool, watch: Watch | None 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while True:
-        failed = repair_once(data_dir, watch.totals)
-        report = check(data_dir, watch)
+        report = doctor.Report()
+        found = definitions(watch, report)
+        failed = repair_once(data_dir, watch.totals, watch.log_files_of(found or []))
+        checked = check(data_dir, watch, found, report) if found is not None else None
         if watch.metrics_file:
             try:
-                metrics.write(watch.metrics_file, metrics.render(data_dir, watch.totals, report))
+                metrics.write(watch.metrics_file, metrics.render(data_dir, watch.totals, checked))
             except Exception as err:  # nor must the metrics
                 log.error("cannot write metrics file %s: %s", watch.metrics_file, getattr(err, "strerror", None) or err)
         if once:

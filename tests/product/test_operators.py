@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import BINARY, NODE, Plugin, Sandbox, conf_for, link_json, link_names, pod_env
+from tests.conftest import BINARY, NODE, Plugin, Sandbox, conf_for, link_json, link_names, pod_env, refund_to_host
 
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) node=(\S+)((?: \w+=\S+)*) pid=\d+: (.*)$"
@@ -286,3 +286,30 @@ def test_7_the_repair_loop_logs_each_finding_once_and_writes_metrics(
     assert f'cni_hostdev_repair_given_back_total{{node="{NODE}"}}' in samples
     assert stat.S_IMODE(metrics.stat().st_mode) == 0o644 and list(metrics.parent.iterdir()) == [metrics]
     assert node.run("DEL", conf_for(node, device=live), **pod_env(pod, "metered")).status == 0
+
+
+def test_8_what_repair_gives_back_is_in_the_networks_log_file_beside_its_add(
+    node: Plugin, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    dev, pod = sandbox.veth("rl")[0], sandbox.pod("rl")
+    log_file = tmp_path / "logs" / "tnet.log"
+    conf = conf_for(node, device=dev, logFile=str(log_file))
+    confs = tmp_path / "net.d"
+    confs.mkdir()
+    (confs / "10-tnet.conflist").write_text(
+        json.dumps({"cniVersion": "1.1.0", "name": "tnet", "plugins": [{k: v for k, v in conf.items() if k != "name"}]})
+    )
+    assert node.run("ADD", conf, **pod_env(pod, "refunded")).status == 0
+    refund_to_host(pod, "net1")  # the pod dies without DEL; a physical NIC comes home as net1
+    sandbox.links.append("net1")
+    out = tool("repair", "--once", "--data-dir", node.data_dir, "--conf-dir", str(confs))
+    assert out.returncode == 0, out.stderr
+    assert dev in link_names() and "net1" not in link_names(), "home under its own name"
+    lines = log_lines(log_file)
+    added = [line for line in lines if line["command"] == "ADD" and line.get("container") == "refunded"]
+    repaired = [line for line in lines if line["command"] == "repair" and "refunded/net1" in line["text"]]
+    assert len(added) == 1 and added[0]["device"] == dev
+    assert len(repaired) == 1 and repaired[0]["network"] == "tnet" and repaired[0]["node"] == NODE
+    assert repaired[0]["level"] == "WARNING" and dev in repaired[0]["text"]
+    again = tool("repair", "--once", "--data-dir", node.data_dir, "--conf-dir", str(confs))
+    assert again.returncode == 0 and len(log_lines(log_file)) == len(lines), "nothing more to give back, nothing said"

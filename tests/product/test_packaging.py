@@ -37,6 +37,7 @@ CONF_DIRS = {
     "openshift": "/etc/kubernetes/cni/net.d",
 }
 METRICS_DIR = "/var/lib/node_exporter/textfile_collector"
+LOG_DIR = "/var/log/host-device"  # the README's logFile example: repair writes there too
 EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
 STATE_DIR = "/var/lib/cni/host-device"
 IN_CONTAINER_BIN_DIR = "/host/opt/cni/bin"
@@ -452,7 +453,10 @@ def test_least_privilege(rendered: dict[str, list[Obj]], overlay: str) -> None:
     run = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "run"}
     assert set(run) == {"/run/cni-hostdev"} and run["/run/cni-hostdev"]["mountPropagation"] == "HostToContainer"
     assert volume(spec, "run")["hostPath"]["path"] == "/run/cni-hostdev", "staging netns of interrupted ADDs"
-    assert {m["name"] for m in repair["volumeMounts"]} == {"state", "netns", "run", "cni-conf", "metrics", "tmp"}
+    mounted = {m["name"] for m in repair["volumeMounts"]}
+    assert mounted == {"state", "netns", "run", "cni-conf", "metrics", "logs", "tmp"}
+    logs = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "logs"}
+    assert set(logs) == {LOG_DIR} and volume(spec, "logs")["hostPath"]["path"] == LOG_DIR, "the same path as logFile"
     conf = {m["mountPath"]: m for m in repair["volumeMounts"] if m["name"] == "cni-conf"}
     assert set(conf) == {"/host/etc/cni/net.d"} and conf["/host/etc/cni/net.d"]["readOnly"] is True
     command = repair["command"]
@@ -460,6 +464,7 @@ def test_least_privilege(rendered: dict[str, list[Obj]], overlay: str) -> None:
     assert command[command.index("--metrics-file") + 1].startswith("/metrics/")
     host_paths = {v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     expected = {OVERLAYS[overlay], STATE_DIR, "/run/netns", "/run/cni-hostdev", CONF_DIRS[overlay], METRICS_DIR}
+    expected.add(LOG_DIR)
     assert host_paths == expected, "no other host path"
 
 
