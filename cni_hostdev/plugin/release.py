@@ -90,6 +90,7 @@ def _from_host(record: Record, host: Namespace) -> str:
         # Home under its own name without our marker: we never moved it (or the
         # record is not ours). Leave the device as it is.
         return _never_left(record, link, host) or f"device {name} is in the host, untouched"
+    came_back_as = link.name
     if link.name != name:
         refuse_if_name_taken(host.rtnl, name, link.name)
         if link.up:
@@ -97,7 +98,7 @@ def _from_host(record: Record, host: Namespace) -> str:
         host.rtnl.set_link(link.index, name=name)
         link = host.rtnl.link(index=link.index) or link
     restore(host.rtnl, link, record)
-    return f"restored {name} in the host (it had come back as {link.name})"
+    return f"restored {name} in the host (it had come back as {came_back_as})"
 
 
 def _never_left(record: Record, link: Link, host: Namespace) -> str | None:
