@@ -154,7 +154,9 @@ only_entries() { # only_entries DIR NAME...: DIR holds exactly these names (no t
         fail "$dir holds [$(ls -A "$dir" | tr '\n' ' ')], expected [$*]"
 }
 cni_version() { # cni_version FILE: run FILE as a runtime would, on the host
-    echo '{"cniVersion":"1.1.0"}' | env -i CNI_COMMAND=VERSION PATH=/usr/bin:/bin "$1"
+    # A here-string, not a pipe: VERSION is answered without reading stdin, and a writer still
+    # writing when the plugin has left would die of SIGPIPE, which pipefail makes our failure.
+    env -i CNI_COMMAND=VERSION PATH=/usr/bin:/bin "$1" <<<'{"cniVersion":"1.1.0"}'
 }
 start_long_running() { # start_long_running FILE: a long-running process exec'd from FILE; sets $old_pid
     "$1" repair --interval 60 --data-dir "$work/state-running" &
