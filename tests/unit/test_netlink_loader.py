@@ -103,26 +103,17 @@ def test_the_real_modules_are_back_afterwards() -> None:
     assert out.stdout.split(" ", 1)[0] == "True", out.stdout + out.stderr
 
 
-def _typing_names_of(path: str) -> set[str]:
+def _names_taken_from(path: str, module: str) -> set[str]:
+    """The names the file at `path` takes from `module`: imported, read as attributes, or getattr'd."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(Path(path).read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "typing":
+        if isinstance(node, ast.ImportFrom) and node.module == module:
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "typing":
-            names.add(node.attr)
-    return names
-
-
-def _socket_names_of(path: str) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(Path(path).read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "socket":
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "socket":
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == module:
             names.add(node.attr)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
             target, *rest = node.args
-            if isinstance(target, ast.Name) and target.id == "socket" and rest and isinstance(rest[0], ast.Constant):
+            if isinstance(target, ast.Name) and target.id == module and rest and isinstance(rest[0], ast.Constant):
                 names.add(str(rest[0].value))
     return names
 
@@ -132,7 +123,7 @@ def test_socket_is_only_asked_for_the_names_it_answers() -> None:
 
     files = probe()["files"]
     assert isinstance(files, dict)
-    used = set().union(*(_socket_names_of(path) for path in files.values() if path))
+    used = set().union(*(_names_taken_from(path, "socket") for path in files.values() if path))
     assert used <= set(netlink_loader.answers()["socket"]), sorted(used - set(netlink_loader.answers()["socket"]))
 
 
@@ -143,7 +134,7 @@ def test_typing_is_only_asked_for_the_annotation_names_it_answers() -> None:
 
     files = probe()["files"]
     assert isinstance(files, dict)
-    used = set().union(*(_typing_names_of(path) for path in files.values() if path))
+    used = set().union(*(_names_taken_from(path, "typing") for path in files.values() if path))
     assert used <= set(netlink_loader.answers()["typing"]), sorted(used)
     annotation = netlink_loader.ANNOTATION
     assert annotation[str] is annotation and annotation("T", bound=int) is annotation and (annotation | None)
