@@ -25,10 +25,10 @@ from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
 from cni_hostdev.netlink import AF_INET6
 from cni_hostdev.plugin import claims
-from cni_hostdev.plugin.release import records_pod, release, release_and_forget
+from cni_hostdev.plugin.release import records_pod, release
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.scoped import contextmanager
-from cni_hostdev.state import Record, StateStore, every_record
+from cni_hostdev.state import Record, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -334,13 +334,14 @@ def _add_userspace(
     conf, env = call.conf, call.env
     logs.context(device=pci)
     with device_lock(conf.data_dir, identity.lock_key(pci, None, ""), pci, conf.lock_timeout):
-        for held in every_record(conf.data_dir):
-            if held.pci_address != pci or (held.network, held.container_id, held.ifname) == (
-                conf.name, env.container_id, env.ifname):  # fmt: skip
-                continue
-            if pods.alive(held):
-                raise claims.claimed(f"{pci} ({driver})", held, conf.name, what="PCI device")
-            release_and_forget(held, host, conf.data_dir, conf.lock_timeout)
+        claims.refuse_live_release_dead(
+            conf,
+            (env.container_id, env.ifname),
+            lambda held: held.pci_address == pci,
+            f"{pci} ({driver})",
+            host,
+            what="PCI device",
+        )
         record = Record(
             network=conf.name,
             container_id=env.container_id,

@@ -14,6 +14,10 @@ from cni_hostdev.netns import Namespace
 from cni_hostdev.plugin.release import release_and_forget
 from cni_hostdev.state import Record, every_record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 log = logs.get_logger(__name__)
 _ALLOW_HINT = 'set "allowHostAddresses": true to move it anyway'
 
@@ -103,21 +107,37 @@ def refuse_live_claims_repair_dead(
 
     Returns the device as it is afterwards: a repair gives a refunded device its name back.
     """
-    repaired = False
-    for record in every_record(conf.data_dir):
-        if (record.network, record.container_id, record.ifname) == (conf.name, *attachment):
-            continue
-        if identity.proof(record, device, identity.HOST, pci) is None:
-            continue
-        if pods.alive(record):
-            raise claimed(device.name, record, conf.name)
-        log.warning("claim of %s by %s is stale (netns gone); repairing", device.name, record.container_id)
-        release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
-        repaired = True
+    def holds(record: Record) -> bool:
+        return identity.proof(record, device, identity.HOST, pci) is not None
+
+    repaired = refuse_live_release_dead(conf, attachment, holds, device.name, host)
     current = host.rtnl.link(index=device.index) if repaired else device
     if current is None:
         raise CniError(DEVICE_IN_USE, f"device {device.name} changed while its stale claims were repaired; retry")
     return current
+
+
+def refuse_live_release_dead(
+    conf: NetConf,
+    attachment: tuple[str, str],
+    holds: Callable[[Record], bool],
+    name: str,
+    host: Namespace,
+    what: str = "device",
+) -> bool:
+    """Refuse what another live attachment (of any network) `holds`, naming it; give it back from
+    the claims of dead pods. `attachment` (container, ifname) is the caller's own, never a claim.
+    Whether any claim was given back."""
+    repaired = False
+    for record in every_record(conf.data_dir):
+        if (record.network, record.container_id, record.ifname) == (conf.name, *attachment) or not holds(record):
+            continue
+        if pods.alive(record):
+            raise claimed(name, record, conf.name, what=what)
+        log.warning("claim of %s by %s is stale (netns gone); repairing", name, record.container_id)
+        release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+        repaired = True
+    return repaired
 
 
 def refuse_or_repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
