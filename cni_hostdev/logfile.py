@@ -160,21 +160,26 @@ class LogFile(logs.Sink):
 def configure(conf: dict[str, Any]) -> None:
     """Set up the config's `logFile` and `logLevel`; a bad value is a warning on stderr, never a
     failure: an ADD or DEL must not fail (or a pod stay terminating) over its logging."""
-    level_name = conf.get("logLevel")
-    level = logs.LEVELS.get(level_name.lower()) if isinstance(level_name, str) else None
+    level = _level_of(conf)
     if level is not None:
         logs.set_level(level)
-    elif level_name is not None:
+    elif conf.get("logLevel") is not None:
         logs.write_stderr(
-            f"host-device: WARNING config key logLevel {level_name!r} is not one of {', '.join(logs.LEVELS)}\n"
+            f"host-device: WARNING config key logLevel {conf['logLevel']!r} is not one of {', '.join(logs.LEVELS)}\n"
         )
-    sink = for_config(conf, level if level is not None else logs.INFO)
+    sink = for_config(conf)
     if sink is not None:
         logs.to_file(sink)
 
 
-def for_config(conf: dict[str, Any], level: int = logs.INFO) -> LogFile | None:
-    """The config's `logFile` (None without one, or with a bad one: a warning on stderr)."""
+def _level_of(conf: dict[str, Any]) -> int | None:
+    name = conf.get("logLevel")
+    return logs.LEVELS.get(name.lower()) if isinstance(name, str) else None
+
+
+def for_config(conf: dict[str, Any]) -> LogFile | None:
+    """The config's `logFile`, at its `logLevel` (info when it names none it knows); None without
+    one, or with a bad one (a warning on stderr)."""
     path = conf.get("logFile")
     if path is None or path == "":
         return None
@@ -185,7 +190,8 @@ def for_config(conf: dict[str, Any], level: int = logs.INFO) -> LogFile | None:
         return None
     max_bytes = max(1, int(options.get("maxSize", DEFAULT_MAX_SIZE_MB) * 1024 * 1024))
     max_backups = options.get("maxBackups", DEFAULT_MAX_BACKUPS)
-    return LogFile(path, level, max_bytes, max_backups)
+    level = _level_of(conf)
+    return LogFile(path, level if level is not None else logs.INFO, max_bytes, max_backups)
 
 
 def _problem(path: object, options: object) -> str | None:

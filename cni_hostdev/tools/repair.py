@@ -59,11 +59,9 @@ class Watch:
             config = definition.config
             if definition.network in chosen or not config.get("logFile"):
                 continue
-            level_name = config.get("logLevel")
-            level = logs.LEVELS.get(level_name.lower(), logs.INFO) if isinstance(level_name, str) else logs.INFO
-            key = repr((config.get("logFile"), config.get("logOptions"), level))
+            key = repr((config.get("logFile"), config.get("logOptions"), config.get("logLevel")))
             if key not in self.log_files:
-                self.log_files[key] = logfile.for_config(config, level)
+                self.log_files[key] = logfile.for_config(config)
             in_use.add(key)
             sink = self.log_files[key]
             if sink is not None:
