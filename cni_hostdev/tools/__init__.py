@@ -32,7 +32,7 @@ def main(args: list[str]) -> int:
     from cni_hostdev.tools.repair import Watch, repair_loop
 
     logs.set_level(logs.INFO)
-    watch = Watch(opts.conf_dir or [], opts.config or [], opts.metrics_file, tuple(opts.type or ("host-device",)))
+    watch = Watch(opts.conf_dir or [], opts.config or [], opts.metrics_file, _types_of(opts))
     return repair_loop(opts.data_dir, opts.interval, opts.once, watch)
 
 
@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _types_of(opts: argparse.Namespace) -> tuple[str, ...]:
+    from cni_hostdev.tools.configs import PLUGIN_TYPES
+
+    return tuple(opts.type or PLUGIN_TYPES)
+
+
 def _types(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type",
@@ -109,7 +115,7 @@ def _inventory(opts: argparse.Namespace) -> int:
     from cni_hostdev.tools.inventory import ConfigError, collect, collect_config, render
 
     try:
-        types = tuple(opts.type or ("host-device",))
+        types = _types_of(opts)
         entries = collect_config(opts.config, types) if opts.config else collect(opts.data_dir)
     except ConfigError as err:
         sys.stderr.write(f"host-device inventory: {err}\n")
@@ -123,7 +129,7 @@ def _doctor(opts: argparse.Namespace) -> int:
     from cni_hostdev.tools import doctor
 
     report = doctor.Report()
-    types = tuple(opts.type or ("host-device",))
+    types = _types_of(opts)
     try:
         found = doctor.definitions(opts.conf_dir or [], opts.config or [], report, types)
         doctor.examine(found, opts.data_dir, report)
