@@ -5,16 +5,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c' -o -name '*.h') pyproject.toml
+# Every Python package a build, a test run or a conformance run uses: exact versions and their
+# hashes (pip's hash-checking mode), wheels only. pyproject.toml keeps the ranges.
+LOCK := requirements.lock
+SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c' -o -name '*.h') pyproject.toml $(LOCK)
 
-.PHONY: all binary test lint unit demo conformance bench profile baseline release sysdeps clean
+.PHONY: all binary test lint unit demo conformance bench profile baseline release reproduce lock deps-check sysdeps clean
 
 all: binary
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): $(LOCK) pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes --only-binary :all: -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # patchelf and a static libc (libc6-dev, with gcc) build the single file (packaging/unpacked.py, launcher.c);
@@ -33,7 +36,7 @@ dist/host-device: $(STAMP) $(SOURCES) | sysdeps
 binary: dist/host-device
 
 lint: $(STAMP)
-	$(PY) -m ruff check cni_hostdev tests packaging/bootstrap.py
+	$(PY) -m ruff check cni_hostdev tests packaging
 	$(PY) -m mypy
 
 test: binary lint | sysdeps
@@ -72,6 +75,24 @@ baseline:
 
 release: binary
 	packaging/release.sh dist
+
+# Two fresh clones of HEAD, built one after the other at different paths: the same bytes, or the
+# first member that differs.
+reproduce: | sysdeps
+	packaging/reproduce.sh
+
+# Resolve the lock again: `make lock` adds what pyproject.toml now asks for and keeps every other pin;
+# `make lock UPGRADE=pyroute2` moves one pin to the newest its range allows, `UPGRADE=all` all of them.
+UPGRADE ?=
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_36 --custom-compile-command 'make lock' \
+	  $(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE))) -o $(LOCK)
+
+# The maintainer's tool for moving pins: the newest versions the ranges allow, tried in a scratch
+# tree and environment against the loader, import-set and freeze tests. Not part of `make test`.
+deps-check: $(STAMP) | sysdeps
+	$(PY) packaging/deps_check.py
 
 clean:
 	rm -rf build dist $(VENV) *.egg-info

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    Scanner = Callable[[str, int], tuple[Any, int]]
+    Quote = Callable[[str], str]
+    EncoderMaker = Callable[..., Callable[[Any, int], Any]]
+
 _WHITESPACE = " \t\n\r"  # what JSON allows between tokens; str.isspace() allows more
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
 
@@ -34,14 +38,27 @@ def _not_serializable(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-try:
-    from _json import encode_basestring_ascii as _quote
-    from _json import make_encoder as _make_encoder
-    from _json import make_scanner as _make_scanner
+def _fast_path() -> tuple[Scanner, Quote, EncoderMaker] | None:
+    """`_json`'s scanner, quoting and encoder maker, if this interpreter's `_json` still takes what
+    we give it and writes what `json` writes; else None, and the `json` package answers everything
+    (slower, never different). tests/unit/test_jsontext.py fails if the shipped interpreter falls
+    back, and runs the fallback on purpose."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder, make_scanner
 
-    _scan: Callable[[str, int], tuple[Any, int]] | None = _make_scanner(_DecoderSettings())  # type: ignore[arg-type]
-except ImportError:  # another interpreter: the json package answers everything
-    _scan = None
+        scan: Scanner = make_scanner(_DecoderSettings())  # type: ignore[arg-type]
+        sample = {"a": [1, 2.5, None, True, "\u00e9"]}
+        encoder = make_encoder({}, _not_serializable, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+        text = "".join(encoder(sample, 0))
+        if text != '{"a": [1, 2.5, null, true, "\\u00e9"]}' or scan(text, 0) != (sample, len(text)):
+            return None
+    except Exception:  # ImportError, or a signature that changed: the public package will do
+        return None
+    return scan, encode_basestring_ascii, make_encoder
+
+
+_fast = _fast_path()
+FAST = _fast is not None  # which path this interpreter takes
 
 
 def loads(text: str | bytes) -> Any:
@@ -54,11 +71,11 @@ def loads(text: str | bytes) -> Any:
             text = text.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return _slow_loads(text)
-    if _scan is None or text[:1] == "\ufeff":
+    if _fast is None or text[:1] == "\ufeff":
         return _slow_loads(text)
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan(text, start)
+        value, end = _fast[0](text, start)
     except Exception:  # StopIteration, a decoding error: the package says it in its own words
         return _slow_loads(text)
     if len(text.rstrip(_WHITESPACE)) != end:
@@ -68,14 +85,15 @@ def loads(text: str | bytes) -> Any:
 
 def dumps(value: Any, *, sort_keys: bool = False) -> str:
     """`json.dumps(value, sort_keys=sort_keys)`."""
-    if _scan is None:
+    if _fast is None:
         return _slow_dumps(value, sort_keys)
+    _, quote, make_encoder = _fast
     if isinstance(value, str):
-        return str(_quote(value))
+        return str(quote(value))
     try:
         # As json.JSONEncoder makes it for json.dumps: a fresh dict of the containers being
         # encoded (to catch cycles), no indent, the default separators, NaN allowed.
-        encoder = _make_encoder({}, _not_serializable, _quote, None, ": ", ", ", sort_keys, False, True)
+        encoder = make_encoder({}, _not_serializable, quote, None, ": ", ", ", sort_keys, False, True)
         return "".join(encoder(value, 0))
     except (TypeError, ValueError, RecursionError):
         return _slow_dumps(value, sort_keys)

@@ -4,7 +4,8 @@
 and a library loader, about 1.6 ms of every exec, for four functions that take ints and strings
 and return an int. This module declares exactly that, as `ctypes.CDLL(None, use_errno=True)`
 would (`c_int` is itself a bare `_SimpleCData` with type code "i"), and falls back to `ctypes`
-should `_ctypes` ever lack what it uses. tests/unit/test_libc.py compares both.
+should `_ctypes` ever lack what it uses (`THROUGH` says which). tests/unit/test_libc.py compares
+both, fails when the shipped interpreter takes the fallback, and takes it on purpose.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ def _errno_through_core() -> int:
 try:
     _function = _through_ctypes_core()
     get_errno = _errno_through_core
-except (ImportError, AttributeError, TypeError):  # another interpreter: ctypes itself
+    THROUGH = "_ctypes"
+except (ImportError, AttributeError, TypeError):  # `_ctypes` changed: ctypes itself (tested)
     import ctypes as _ctypes_module
 
     _function = _through_ctypes()
     get_errno = _ctypes_module.get_errno
+    THROUGH = "ctypes"
 
 setns = _function("setns")
 unshare = _function("unshare")

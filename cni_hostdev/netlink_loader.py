@@ -12,15 +12,25 @@ drags in multiprocessing, platform and re), `typing` for annotations, `socket` f
 `_socket` holds too, `threading` for locks that `_thread` makes ... Loading those for real would
 cost more than the messages. While the message modules load, each is a stand-in (`StandIn`) that
 answers the few names the messages take from it with what the real module would give (the very
-same C objects, or the same values) and imports the real module for any other name: a stand-in
-may be slower than the real thing, never different. The stand-ins leave `sys.modules` once the
-messages are loaded, so any later import gets the real module. The data plugins of `ifinfmsg`
-(bond, vlan, vxlan ...) and its wireless events decode details of a link we never read: with
-stand-ins, those decode as raw bytes, as for a kind pyroute2 does not know.
+same C objects, or equal values) and imports the real module for any other name: a stand-in may be
+slower than the real thing, never different. The data plugins of `ifinfmsg` (bond, vlan, vxlan ...)
+and its wireless events decode details of a link we never read: with stand-ins, those decode as raw
+bytes, as for a kind pyroute2 does not know.
+
+What the load leaves behind is ours alone. The stand-ins leave `sys.modules`, and so do the
+modules we loaded and the placeholder package: they wait in `_loaded` for the next message's load,
+so a later `import pyroute2` anywhere in the process (a node tool's `from pyroute2 import IPRoute`)
+loads the real library, untouched by any of this. Inside our copies, each stand-in then settles:
+it keeps only the answers that are the real module's own objects (`REAL_OBJECTS`) and hands every
+other name to the real module, so `common.get_address_family("::1")` is `socket.AF_INET6`, the
+enum member, as in the real library. What remains different is bound by value at import and only
+ever compared or annotated: `AF_INET` and its kin are the equal ints `_socket` holds, annotations
+are placeholders, the modules' `log` is our logger.
 
 `tests/unit/test_netlink_loader.py` pins which modules load, that no name falls through to a real
-module while they do, and that every answer equals the real module's: a pyroute2 release that
-imports or uses more fails there, not at a user's ADD.
+module while they do, that every answer equals the real module's, and what a process sees after
+the load, each in a fresh interpreter started as the frozen program starts (`-I -S`): a pyroute2
+release that imports or uses more fails there, not at a user's ADD.
 """
 
 from __future__ import annotations
@@ -51,15 +61,30 @@ DATA_PLUGINS = (
 )  # fmt: skip
 WIRELESS = "pyroute2.netlink.rtnl.iw_event"
 _SOCKET_NAMES = ("AF_INET", "AF_INET6", "AF_UNSPEC", "AF_BRIDGE", "AF_NETLINK", "inet_ntop", "inet_pton")
+# The answers that are the real module's very own objects (tested with `is`): a stand-in keeps them
+# once the messages are loaded. Every other answer (an int where `socket` has an enum member, a
+# placeholder, our logger, pyroute2's settings) it drops then, so a later use gets the real one.
+REAL_OBJECTS = {
+    "socket": {"inet_ntop", "inet_pton"},
+    "threading": {"Lock", "local"},
+    "weakref": {"proxy", "ref"},
+    "collections": {"OrderedDict"},
+    "functools": {"partial"},
+    "types": {"FunctionType"},
+}
 # Names asked of a stand-in that it does not answer (each then imports the real module): none
 # while the messages load, in the pyroute2 release we ship.
 fell_through: list[str] = []
 _ModuleType = type(sys)
+# pyroute2's modules as we loaded them, the placeholder package among them: out of sys.modules
+# between loads, so that nothing else in the process ever imports our partial library.
+_loaded: dict[str, Any] = {}
 
 
 class StandIn(_ModuleType):  # type: ignore[misc,valid-type]
     """A module as pyroute2 sees it while its messages load: the names in `answers`, and the real
-    module's for any other."""
+    module's for any other. Once settled, only the real module's own objects and the real module's
+    answer for everything else."""
 
     def __init__(self, name: str, answers: dict[str, Any]) -> None:
         super().__init__(name)
@@ -68,8 +93,15 @@ class StandIn(_ModuleType):  # type: ignore[misc,valid-type]
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        fell_through.append(f"{self.__name__}.{attr}")
+        if not self.__dict__.get("_settled"):
+            fell_through.append(f"{self.__name__}.{attr}")
         return getattr(self._real(), attr)
+
+    def settle(self) -> None:
+        kept = REAL_OBJECTS.get(self.__name__, set())
+        for attr in [attr for attr in self.__dict__ if not attr.startswith("_") and attr not in kept]:
+            del self.__dict__[attr]
+        self._settled = True
 
     def _real(self) -> Any:
         real = self.__dict__.get("_real_module")
@@ -174,13 +206,21 @@ def _raw_bytes_decoders() -> dict[str, Any]:
 def message(name: str) -> Any:
     """The message class `name` (see MODULES), its module loaded on first use."""
     module_name = MODULES[name]
-    module = sys.modules.get(module_name)
-    if module is None:
-        module = _load(module_name)
+    module = _loaded.get(module_name) or sys.modules.get(module_name) or _load(module_name)
     return getattr(module, name)
 
 
+def loaded_modules() -> list[str]:
+    """The names of pyroute2's modules we loaded (none of them in sys.modules)."""
+    return sorted(_loaded)
+
+
 def _load(module_name: str) -> Any:
+    package = sys.modules.get("pyroute2")
+    if package is not None and package is not _loaded.get("pyroute2"):
+        __import__(module_name)  # the real library is loaded already: its messages are real
+        return sys.modules[module_name]
+    sys.modules.update(_loaded)  # what an earlier load brought: pyroute2.netlink is not loaded twice
     _placeholder_package()
     installed: dict[str, Any] = {}
     try:
@@ -200,4 +240,8 @@ def _load(module_name: str) -> Any:
                     sys.modules[name] = real
                 else:
                     del sys.modules[name]
-    return sys.modules[module_name]
+            if isinstance(module, StandIn):
+                module.settle()
+        for name in [name for name in sys.modules if name == "pyroute2" or name.startswith("pyroute2.")]:
+            _loaded[name] = sys.modules.pop(name)
+    return _loaded[module_name]

@@ -23,6 +23,14 @@ NODE = os.uname().nodename  # what "on node NAME" in refusals names
 _counter = itertools.count()
 
 
+def frozen_like(code: str) -> list[str]:
+    """The argv of a fresh interpreter started as the frozen program starts: isolated (`-I`: no
+    environment, no script dir on the path), without site (`-S`), nothing preloaded; it finds the
+    source tree and the venv's packages because `code` is told where they are."""
+    path = [str(ROOT), *(p for p in sys.path if p.endswith("site-packages"))]
+    return [sys.executable, "-I", "-S", "-c", f"import sys\nsys.path[:0] = {path!r}\n{code}"]
+
+
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     assert not PROTECTED & set(args), f"test tried to touch a protected device: {args}"
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
@@ -85,7 +93,9 @@ def _make_plugin(kind: str, data_dir: str) -> Plugin:
         if not BINARY.exists():
             pytest.skip("dist/host-device is not built (make binary)")
         return Plugin([str(BINARY)], data_dir)
-    return Plugin([sys.executable, "-m", "cni_hostdev"], data_dir, {"PYTHONPATH": str(ROOT)})
+    # Started as the frozen program starts, so that the source tree loads pyroute2's messages under
+    # the stand-ins users see (in pytest's own process, typing and the rest are loaded already).
+    return Plugin(frozen_like("from cni_hostdev.cli import main\nmain()"), data_dir)
 
 
 @pytest.fixture(params=["source", "binary"])

@@ -1,26 +1,30 @@
 """What an ADD and a DEL without IPAM import, pinned module by module: each exec pays for every
 module it loads, so this list may only grow on purpose (and `make profile` says what it costs).
 
-A real ADD and DEL of a veth, run from the source tree in a fresh interpreter without site
-(as the frozen program runs), list sys.modules on their way out.
+A real ADD and DEL of a veth, run from the source tree in a fresh interpreter started as the frozen
+program starts (`-I -S`: no site, no environment, nothing preloaded), list what they loaded on their
+way out: sys.modules, and pyroute2's modules that netlink_loader keeps out of it.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, Sandbox, netns_path
+from tests.conftest import ROOT, Sandbox, frozen_like, netns_path
 
 LISTING = """
 import os, sys
 before = set(sys.modules)
 leave = os._exit
 def listing(status):
+    loaded = set(sys.modules) - before
+    loader = sys.modules.get("cni_hostdev.netlink_loader")
+    if loader is not None:
+        loaded |= set(loader.loaded_modules())
     with open(sys.argv[1], "w") as out:
-        out.write("\\n".join(sorted(set(sys.modules) - before)))
+        out.write("\\n".join(sorted(loaded)))
     leave(status)
 os._exit = listing
 from cni_hostdev.cli import main
@@ -56,13 +60,12 @@ DEL = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {"cni_hostdev.plugin.delete"}
 
 
 def imports_of(command: str, conf: dict[str, object], env: dict[str, str], listing: Path) -> set[str]:
-    site = ":".join(p for p in sys.path if p.endswith("site-packages"))
     proc = subprocess.run(
-        [sys.executable, "-S", "-c", LISTING, str(listing)],
+        [*frozen_like(LISTING), str(listing)],
         input=json.dumps(conf).encode(),
         capture_output=True,
         cwd=ROOT,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": site, "CNI_COMMAND": command, **env},
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, **env},
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     return set(listing.read_text().split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_repair_loop_gives_back_devices_of_dead_pods_and_survives_missing_privil
     repair = [*source_plugin.argv, "repair", "--once", "--data-dir", source_plugin.data_dir]
     env = {**os.environ, **source_plugin.base_env}
     # Without CAP_SYS_ADMIN the loop cannot enter the pod: it says so and keeps going, no traceback.
-    weak = subprocess.run(["capsh", "--drop=cap_sys_admin", "--", "-c", " ".join(repair)], env=env,
+    weak = subprocess.run(["capsh", "--drop=cap_sys_admin", "--", "-c", shlex.join(repair)], env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert weak.returncode == 1 and "Traceback" not in weak.stderr and "alive" in weak.stderr, weak.stderr
     assert record.exists() and link_json("net1", live) is not None

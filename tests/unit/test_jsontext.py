@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cni_hostdev import jsontext
-from tests.conftest import ROOT
+from tests.conftest import ROOT, frozen_like
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 values = st.recursive(
@@ -85,3 +85,39 @@ def test_the_plugin_s_reads_and_writes_load_neither_json_nor_re() -> None:
     )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+FALLBACK_SAMPLE = """
+import json as public
+values = [{"cniVersion": "1.1.0", "x": [1, 2.5, None, True, "\\u00e9"]}, "text", [float("nan")], {"b": 1, "a": 2}]
+same = all(jsontext.dumps(v, sort_keys=s) == public.dumps(v, sort_keys=s) for v in values for s in (False, True))
+same = same and all(jsontext.loads(public.dumps(v)) == public.loads(public.dumps(v)) for v in values[:2])
+try:
+    jsontext.loads("[1] x")
+except public.JSONDecodeError as err:
+    same = same and str(err) == "Extra data: line 1 column 5 (char 4)"
+print(jsontext.FAST, same)
+"""
+
+
+def test_the_shipped_interpreter_takes_the_fast_path() -> None:
+    """Loud, not quiet: an interpreter whose `_json` changed would still be right, but slower."""
+    out = subprocess.run(
+        frozen_like("from cni_hostdev import jsontext\n" + FALLBACK_SAMPLE), capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "sys.modules['_json'] = None",  # no _json at all (json then runs its pure-Python code)
+        # json took what it uses of _json when it was imported: only ours sees these changes.
+        "import json, _json\n_json.make_encoder = lambda *args: 1 / 0",  # its private signature changed
+        "import json, _json\n_json.encode_basestring_ascii = repr",  # it writes something else
+    ],
+)
+def test_without_a_usable_json_core_the_json_package_answers_the_same(breakage: str) -> None:
+    code = f"{breakage}\nfrom cni_hostdev import jsontext\n{FALLBACK_SAMPLE}"
+    out = subprocess.run(frozen_like(code), capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr

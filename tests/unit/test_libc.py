@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cni_hostdev import libc
-from tests.conftest import ROOT
+from tests.conftest import ROOT, frozen_like
 
 CLONE_NEWNET = 0x40000000
 reference = ctypes.CDLL(None, use_errno=True)
@@ -60,3 +60,25 @@ def test_ctypes_itself_is_not_imported() -> None:
     code = "import sys\nfrom cni_hostdev import libc\nprint('ctypes' in sys.modules, libc._function.__qualname__)\n"
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "_through_ctypes_core.<locals>.function"], out.stderr
+
+
+def test_the_shipped_interpreter_calls_through_the_ctypes_core() -> None:
+    """Loud, not quiet: the fallback would work, but cost every exec ctypes' Python layer."""
+    code = "from cni_hostdev import libc\nprint(libc.THROUGH, 'ctypes' in sys.modules)\n"
+    out = subprocess.run(frozen_like(code), capture_output=True, text=True)
+    assert out.stdout.split() == ["_ctypes", "False"], out.stderr
+
+
+def test_without_what_it_uses_of_the_core_ctypes_answers_the_same() -> None:
+    # ctypes keeps the names it took from `_ctypes` at import; our module then finds one missing.
+    code = (
+        "import ctypes, _ctypes, os, errno\n"
+        "del _ctypes.dlopen\n"
+        "from cni_hostdev import libc\n"
+        "fd = os.open('/proc/thread-self/ns/net', os.O_RDONLY)\n"
+        "outcomes = [(libc.setns(-1, 0x40000000), libc.get_errno()), (libc.setns(fd, 0x40000000), 0),\n"
+        "            (libc.umount2(b'/nonexistent-tlibc', 2), libc.get_errno())]\n"
+        "print(libc.THROUGH, outcomes == [(-1, errno.EBADF), (0, 0), (-1, errno.ENOENT)])\n"
+    )
+    out = subprocess.run(frozen_like(code), capture_output=True, text=True)
+    assert out.stdout.split() == ["ctypes", "True"], out.stderr
