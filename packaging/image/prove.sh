@@ -2,7 +2,8 @@
 # Proves the cni-hostdev image with real podman (Debian's 4.3.1) and runc, offline:
 #
 #   1. `podman build` of packaging/Containerfile (FROM scratch) needs no network and
-#      yields one layer holding only /host-device, with the installer as ENTRYPOINT.
+#      yields one layer holding only /host-device and its SBOM (/host-device.cdx.json),
+#      with the installer as ENTRYPOINT.
 #   2. `--layout file` (the single static file), run with the init container's
 #      privileges and limits (root, all capabilities dropped, read-only root
 #      filesystem, no-new-privileges, tmpfs /tmp, 128 MiB, half a CPU) and a host temp
@@ -89,6 +90,10 @@ export CONTAINERS_CONF=$work/containers.conf
 
 # Work on a private copy: the binary in dist/ may be rebuilt while this runs.
 cp "$binary" "$work/ctx/host-device"
+sbom=$(dirname "$binary")/host-device.cdx.json
+[ -f "$sbom" ] || fail "$sbom is missing: make binary writes it beside the binary"
+cp "$sbom" "$work/ctx/host-device.cdx.json"
+cp "$sbom" "$work/ctx-alt/host-device.cdx.json"
 payload_sha=$(sha256sum "$work/ctx/host-device" | cut -d' ' -f1)
 # A second payload that differs and still works: the same static file with its
 # appended bundle (a tar behind a 64-byte trailer: magic, offset, length, sha256)
@@ -129,8 +134,18 @@ pass "built $image: one layer"
 cid=$(P create "$image")
 contents=$(P export "$cid" | tar -t | sort | tr '\n' ' ')
 P rm "$cid" >/dev/null
-[ "$contents" = "host-device " ] || fail "image holds [$contents], expected only host-device"
-pass "the image holds only /host-device"
+[ "$contents" = "host-device host-device.cdx.json " ] ||
+    fail "image holds [$contents], expected only host-device and its SBOM"
+pass "the image holds only /host-device and its bill of materials"
+cid=$(P create "$image")
+P export "$cid" | tar -xO host-device.cdx.json | cmp -s - "$sbom" || fail "the image's SBOM is not the build's"
+P rm "$cid" >/dev/null
+pass "its SBOM is the build's (which names the lock it was built from)"
+cid=$(P create "$image")
+modes=$(P export "$cid" | tar -tv | awk '{print $1, $NF}' | sort | tr '\n' ' ')
+P rm "$cid" >/dev/null
+[ "$modes" = "-rw-r--r-- host-device.cdx.json -rwxr-xr-x host-device " ] || fail "modes in the image: $modes"
+pass "modes 0755 and 0644"
 entrypoint=$(P image inspect "$image" --format '{{json .Config.Entrypoint}}')
 [ "$entrypoint" = '["/host-device","install","--bin-dir","/host/opt/cni/bin","--node-bin-dir","/opt/cni/bin"]' ] ||
     fail "entrypoint is $entrypoint"

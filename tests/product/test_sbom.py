@@ -137,3 +137,10 @@ def test_the_document_names_this_executable_and_this_lock(sbom: dict[str, Any]) 
     assert [dep["ref"] for dep in sbom["dependencies"]] == [root["bom-ref"]]
     trailer = read_trailer(str(BINARY))
     assert trailer is not None and trailer[1] > 0
+
+
+def test_no_path_of_the_checkout_or_its_virtualenv_is_in_the_bundle(payload: dict[str, bytes | None]) -> None:
+    """What `make reproduce` relies on, said where it breaks: a path of the build machine in the bundle."""
+    for name, data in payload.items():
+        assert data is None or (str(ROOT).encode() not in data and b"/.venv/" not in data), name
+    assert any(data and b"cni_hostdev" in data for data in payload.values()), "the check reads nothing"

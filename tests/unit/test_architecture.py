@@ -4,6 +4,7 @@ no function over 60; no import cycle, counting imports inside functions."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -97,3 +98,93 @@ def test_plugin_modules_never_import_the_node_tools() -> None:
     for name, path in known.items():
         if name.startswith("cni_hostdev.plugin"):
             assert not {m for m in imports_of(name, path, known) if m.startswith("cni_hostdev.tools")}, name
+
+
+# --- ARCHITECTURE.md names only what exists ---------------------------------------------------------
+
+DOCUMENT = ROOT / "ARCHITECTURE.md"
+SEARCHED = (PACKAGE, ROOT, ROOT / "tests")  # where a name of ours is looked up, in this order
+FILE_SUFFIXES = (".py", ".c", ".sh", ".spec", ".md", ".lock", ".h")
+# Names the document quotes that are someone else's: the CNI spec's, PyInstaller's, CPython's.
+FOREIGN = {"CNI_COMMAND", "pyiboot01_bootstrap", "_json", "_ctypes"}
+
+
+def _defined(path: Path) -> dict[str, set[str]]:
+    """Top-level names of a Python file, each with the names defined in its body (a class's methods)."""
+    names: dict[str, set[str]] = {}
+    body = list(ast.parse(path.read_text()).body)
+    for node in body:  # what an `if` or a `try` at the top level defines is top-level too
+        if isinstance(node, ast.If | ast.Try):
+            body += [*node.body, *node.orelse, *getattr(node, "handlers", []), *getattr(node, "finalbody", [])]
+        elif isinstance(node, ast.ExceptHandler):
+            body += node.body
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            inner = {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+            names[node.name] = inner if isinstance(node, ast.ClassDef) else set()
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update({t.id: set() for t in targets if isinstance(t, ast.Name)})
+    return names
+
+
+def _module_file(parts: list[str]) -> Path | None:
+    for base in SEARCHED:
+        for candidate in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def unresolved(reference: str) -> str | None:
+    """Why `reference` (a file, a module, module.name or module.Class.method) names nothing; None if
+    it names something of ours, or something that is not ours to check (the standard library's)."""
+    if reference.endswith(FILE_SUFFIXES) or "." not in reference.replace("/", "."):
+        if reference.endswith(FILE_SUFFIXES):
+            found = any((base / reference).exists() for base in SEARCHED)
+            return None if found else f"no file {reference}"
+        everywhere = [_defined(p) for p in PACKAGE.rglob("*.py")] + [
+            _defined(p) for p in (ROOT / "packaging").glob("*.py")
+        ]
+        if reference not in FOREIGN and ((reference[:1].isupper() and reference[1:2].islower()) or "_" in reference):
+            if not any(
+                reference in names or any(reference in inner for inner in names.values()) for names in everywhere
+            ):
+                return f"nothing defines {reference}"
+        return None
+    parts = reference.replace("/", ".").split(".")
+    for split in range(len(parts), 0, -1):
+        module = _module_file(parts[:split])
+        if module is None:
+            continue
+        attributes = parts[split:]
+        if not attributes:
+            return None
+        names = _defined(module)
+        if attributes[0] not in names:
+            return f"{module.relative_to(ROOT)} defines no {attributes[0]}"
+        if len(attributes) > 1 and attributes[1] not in names[attributes[0]]:
+            return f"{module.relative_to(ROOT)}: {attributes[0]} has no {attributes[1]}"
+        return None
+    ours = (PACKAGE / parts[0]).exists() or (PACKAGE / f"{parts[0]}.py").exists() or parts[0] in ("packaging", "tests")
+    return f"no module {reference}" if ours else None
+
+
+def test_every_name_architecture_md_mentions_exists() -> None:
+    spans = re.findall(r"`([^`\s]+)`", DOCUMENT.read_text())
+    references = [span for span in spans if re.fullmatch(r"[A-Za-z_][\w/]*(\.[A-Za-z_]\w*)*", span)]
+    assert len(references) > 50, "the document names too little for this check to mean anything"
+    broken = {reference: why for reference in references if (why := unresolved(reference))}
+    assert not broken, broken
+
+
+def test_the_check_catches_names_that_are_gone() -> None:
+    assert unresolved("versions.parse") == "cni_hostdev/versions.py defines no parse"
+    assert unresolved("plugin/claims.find_selected") == "cni_hostdev/plugin/claims.py defines no find_selected"
+    assert unresolved("netlink_loader.StandIn.settle") is None
+    assert unresolved("netlink_loader.StandIn.melt") == "cni_hostdev/netlink_loader.py: StandIn has no melt"
+    assert (
+        unresolved("packaging/bootstrap.py") is None and unresolved("packaging/gone.py") == "no file packaging/gone.py"
+    )
+    assert unresolved("NoSuchClass") == "nothing defines NoSuchClass"
+    assert unresolved("os._exit") is None  # not ours to check
