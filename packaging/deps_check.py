@@ -87,7 +87,7 @@ def trial(label: str, lock: str, scratch: str) -> list[str]:
     )
     if tests.returncode == 0:
         return []
-    lines = tests.stdout.strip().splitlines()
+    lines = (tests.stdout + tests.stderr).strip().splitlines()
     return [line for line in lines if line.startswith(("FAILED", "ERROR", "E ", "/")) or " Error" in line][
         :12
     ] or lines[-12:]
@@ -95,15 +95,16 @@ def trial(label: str, lock: str, scratch: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", default=LOCK, help="the lock to check (default requirements.lock)")
+    parser.add_argument("--against", default="requirements.lock", help="the lock to check (default requirements.lock)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="deps-check.")
     try:
+        shown, args.against = args.against, os.path.join(ROOT, args.against)  # relative to the checkout
         locked = pins(args.against)
         newest = resolve(args.against, None, os.path.join(scratch, "newest.lock"))
         moved = sorted(name for name in newest if locked.get(name) != newest[name])
-        print(f"deps-check: {os.path.relpath(args.against, ROOT)} against the newest versions the ranges allow")
+        print(f"deps-check: {shown} against the newest versions the ranges allow")
         if not moved:
             print("  every pin is the newest its range allows: nothing can move")
             return 0
