@@ -35,6 +35,10 @@ from cni_hostdev.result import IPConfig, Route
 from cni_hostdev.routing import DAD_TIMEOUT, IFA_F_PERMANENT
 from cni_hostdev.routing import snapshot as take
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cni_hostdev.netns import Namespace
+
 log = logs.get_logger(__name__)
 
 Snapshot = dict[str, Any]
@@ -152,6 +156,16 @@ def create(rtnl: Rtnl, link: Link, network: Snapshot, *, where: str, strict: boo
             failures.append(what)
             log.warning("could not give back the %s to %s", what, where)
     return failures
+
+
+def into_pod(pod: Namespace, link: Link, network: Snapshot, netns_path: str) -> None:
+    """The device's own network in the pod it just moved to (strict: what fails, fails the ADD)."""
+    from cni_hostdev import ipam, netns
+
+    with netns.entered(pod.fd):
+        if any(a["fields"]["family"] == AF_INET6 for a in network["addresses"]):
+            ipam.enable_ipv6(link.name)  # sysctl files answer for the namespace they are opened in
+    create(pod.rtnl, link, network, where=f"netns {netns_path}", strict=True)
 
 
 def _wait_until_usable(rtnl: Rtnl, link: Link, sources: set[str], where: str, strict: bool) -> None:

@@ -126,7 +126,9 @@ def _leave_staging(temp: Namespace, record: Record) -> None:
 
 def _roll_back(host: Namespace, pod: Namespace, temp: Namespace | None, record: Record, failure: BaseException) -> None:
     home = host.rtnl.link(name=record.original_name)
-    if home is not None:
+    if home is None or identity.proof(record, home, identity.HOST) is None:
+        home = host.rtnl.link(index=record.ifindex)  # a device waiting for its name left from another
+    if home is not None and identity.proof(record, home, identity.HOST) is not None:
         if home.index == record.ifindex:
             restore(host.rtnl, home, record)  # never left: give back altnames dropped for the move
         return  # never left, or already back
@@ -145,34 +147,58 @@ def _roll_back(host: Namespace, pod: Namespace, temp: Namespace | None, record: 
     log.error("device %s not found anywhere during rollback after: %s", record.original_name, failure)
 
 
-def refuse_if_name_taken(host: Rtnl, original_name: str, current_name: str) -> None:
-    """A device can only go home under its own name; someone else holding it must not be clobbered."""
-    holder = host.link(name=original_name)
-    if holder is not None:
-        raise CniError(
-            NAME_CONFLICT,
-            f"cannot return {current_name} to the host as {original_name}: that name is taken by another device "
-            f"(ifindex {holder.index}); the device stays as {current_name} and a later DEL or GC will retry",
-        )
+# Where a device comes home when another has taken its name: a number the kernel picks, as it does
+# for a device it refunds from a dead netns under a taken name.
+FALLBACK_NAME = "dev%d"
 
 
-def send_home(source: Rtnl, link: Link, host: Namespace, record: Record) -> None:
+def send_home(source: Rtnl, link: Link, host: Namespace, record: Record) -> Homecoming:
     """One message moves the device home under its original name; then restore the rest.
 
     The device keeps our marker (its original name as its alias) until everything else is
     restored: a DEL killed half-way leaves a device that a retried DEL still knows as ours.
+    When another device holds its name in the host, it comes home all the same, under a name the
+    kernel picks (FALLBACK_NAME), restored but for the marker, which stays: it waits for its name
+    (cni_hostdev/plugin/waiting.py), and the pod is not kept from ending by a name that is not ours.
     """
     name = record.original_name
-    refuse_if_name_taken(host.rtnl, name, link.name)
-    drop_colliding_altnames(source, link, host.rtnl, name, "the host")
-    try:
-        source.set_link(link.index, netns_fd=host.fd, name=name, alias=name)
-    except NetlinkError as err:
-        raise _move_error("cannot move back", link.name, err) from None
-    home = host.rtnl.link(name=name)
+    squatter = host.rtnl.link(name=name)
+    for attempt in range(2):
+        target = name if squatter is None else FALLBACK_NAME
+        drop_colliding_altnames(source, link, host.rtnl, name if squatter is None else "", "the host")
+        try:
+            source.set_link(link.index, netns_fd=host.fd, name=target, alias=name)
+            break
+        except NetlinkError as err:
+            # The name was free a moment ago and is taken now: once more, under the fallback.
+            squatter = host.rtnl.link(name=name) if err.errno == errno.EEXIST and not attempt else None
+            if squatter is None:
+                raise _move_error("cannot move back", link.name, err) from None
+    home = _arrived(host.rtnl, link, name, squatter)
+    restore(host.rtnl, home, record, keep_marker=squatter is not None)
+    return Homecoming(home, squatter)
+
+
+class Homecoming:
+    """A device back in the host: as it is there, and who holds its name if it came home under
+    another (None when it has its own)."""
+
+    __slots__ = ("link", "squatter")
+
+    def __init__(self, link: Link, squatter: Link | None) -> None:
+        self.link = link
+        self.squatter = squatter
+
+
+def _arrived(host: Rtnl, link: Link, name: str, squatter: Link | None) -> Link:
+    """The device just moved home: under its name, or (its name taken) under the kernel's pick, found
+    by its ifindex, else by our marker and its MAC."""
+    home = host.link(name=name) if squatter is None else host.link(index=link.index)
+    if squatter is not None and (home is None or home.alias != name or home.mac != link.mac):
+        home = next((h for h in host.links() if h.alias == name and h.mac == link.mac), None)
     if home is None:
         raise CniError(MOVE_FAILED, f"device {name} did not arrive back in the host")
-    restore(host.rtnl, home, record)
+    return home
 
 
 def drop_colliding_altnames(source: Rtnl, link: Link, target: Rtnl, new_name: str, where: str) -> None:
@@ -212,12 +238,13 @@ def restore_altnames(rtnl: Rtnl, link: Link, wanted: tuple[str, ...], device: st
             log.warning("altname %s of %s not restored: %s", name, device, err.strerror)
 
 
-def restore(rtnl: Rtnl, link: Link, record: Record) -> None:
+def restore(rtnl: Rtnl, link: Link, record: Record, *, keep_marker: bool = False) -> None:
     """Give back MTU, MAC, up state, altnames, its own network and, last, the alias, each only where
     it differs from `link` (the device as just read).
 
     The alias goes last because until then it is our marker: whatever kills us before
-    the end, a retry finds the device still marked as ours and finishes the job.
+    the end, a retry finds the device still marked as ours and finishes the job. A device that
+    waits for its name (`keep_marker`) keeps the marker until it has it.
     """
     up = link.up
     if link.mtu != record.mtu:
@@ -236,5 +263,8 @@ def restore(rtnl: Rtnl, link: Link, record: Record) -> None:
         from cni_hostdev import ifnet
 
         ifnet.create(rtnl, link, record.interface_network, where="the host", strict=False)
-    if (link.alias or None) != (record.original_alias or None):
+    if keep_marker:
+        if link.alias != record.original_name:
+            rtnl.set_link(link.index, alias=record.original_name)
+    elif (link.alias or None) != (record.original_alias or None):
         rtnl.set_link(link.index, alias=record.original_alias or "")

@@ -2,7 +2,8 @@
 
 Records live in `<dataDir>/<network>/<containerID>-<ifname>.json`, are written
 atomically (temp file, fsync, rename, fsync of the directory), are 0600 in 0700
-directories, and are never opened through a symlink.
+directories, and are never opened through a symlink. Each is indexed by its device's keys
+(cni_hostdev/record_index.py): `holders` finds the records of a device without reading the rest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import stat
 import time
 
-from cni_hostdev import logs
+from cni_hostdev import logs, record_index
 from cni_hostdev.errors import STATE_FAILURE, CniError
 from cni_hostdev.files import write_atomically
 from cni_hostdev.jsontext import dumps_lines, loads
@@ -24,14 +25,17 @@ if TYPE_CHECKING:
     from cni_hostdev.netlink import Link
 
     # "moving": written before the move, so that a crash leaves a record to repair from; "attached":
-    # the device is in the pod. "netdev" devices move; "userspace" ones (a PCI function bound to a
-    # DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
-    Phase = Literal["moving", "attached"]
+    # the device is in the pod; "waiting": home again, under another name while its own is taken
+    # (cni_hostdev/waiting.py keeps these). "netdev" devices move; "userspace" ones (a PCI function
+    # bound to a DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
+    Phase = Literal["moving", "attached", "waiting"]
     Kind = Literal["netdev", "userspace"]
     Strategy = Literal["atomic", "rename-then-move", "none", ""]
 
 log = logs.get_logger(__name__)
 RECORD_SUFFIX = ".json"
+# Records of devices home under another name, waiting for their own (cni_hostdev/plugin/waiting.py).
+WAITING_DIR = ".waiting"
 SET_ASIDE_SUFFIX = ".corrupt"  # an unreadable record, kept for inspection and never read again
 
 
@@ -55,7 +59,9 @@ _REQUIRED = (
 _TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("network", "container_id", "ifname", "netns", "original_name", "mac"), (str,)),
     **dict.fromkeys(("strategy", "phase", "kind"), (str,)),
-    **dict.fromkeys(("original_alias", "perm_mac", "pci_address", "staging", "boot_id", "driver"), (str, type(None))),
+    **dict.fromkeys(
+        ("original_alias", "perm_mac", "pci_address", "staging", "boot_id", "driver", "home_as"), (str, type(None))
+    ),
     **dict.fromkeys(("mtu", "ifindex"), (int,)),
     **dict.fromkeys(("netns_cookie", "netns_inode"), (int, type(None))),
     "was_up": (bool,),
@@ -88,6 +94,7 @@ class Record:
         "altnames",
         "driver",
         "interface_network",
+        "home_as",
     )
 
     def __init__(
@@ -114,6 +121,7 @@ class Record:
         altnames: list[str] | None = None,
         driver: str | None = None,
         interface_network: dict[str, Any] | None = None,
+        home_as: str | None = None,
     ) -> None:
         self.network = network
         self.container_id = container_id
@@ -137,6 +145,7 @@ class Record:
         self.altnames = altnames  # None in records written before altnames were kept: left alone
         self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
         self.interface_network = interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/ifnet.py)
+        self.home_as = home_as  # "waiting": the name it came home under, its own being taken
 
     @classmethod
     def taking(
@@ -171,6 +180,13 @@ class Record:
             altnames=list(device.altnames),
         )
 
+    def keys(self) -> list[str]:
+        """What its device is indexed by (cni_hostdev/record_index.py)."""
+        return record_index.keys(self.pci_address, self.perm_mac, self.mac)
+
+    def file_name(self) -> str:
+        return f"{self.container_id}-{self.ifname}{RECORD_SUFFIX}"
+
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
@@ -185,7 +201,7 @@ class Record:
         wrong = [name for name in cls.__slots__ if not _of_its_type(name, getattr(record, name))]
         if wrong:
             raise ValueError(f"record has fields of the wrong type: {', '.join(wrong)}")
-        if record.phase not in ("moving", "attached") or record.kind not in ("netdev", "userspace"):
+        if record.phase not in ("moving", "attached", "waiting") or record.kind not in ("netdev", "userspace"):
             raise ValueError(f"record has an unknown phase {record.phase!r} or kind {record.kind!r}")
         return record
 
@@ -220,9 +236,15 @@ class StateStore:
 
     def save(self, record: Record, *, durable: bool = True) -> None:
         """Write `record` in place of the attachment's last one; `durable` waits for the disk (fsync),
-        which only a record that must survive a power loss needs (see its callers)."""
+        which only a record that must survive a power loss needs (see its callers). A durable write
+        puts the record's index entries on disk first; a later write finds them there."""
         self.ensure_dir()
         path = self._path(record.container_id, record.ifname)
+        if durable:
+            try:
+                record_index.add(self.root, record.keys(), record_index.entry_name(self.network, record.file_name()))
+            except OSError as err:
+                raise CniError(STATE_FAILURE, f"cannot index state record {path}: {err.strerror}") from None
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
         text = dumps_lines(record.to_json()).encode()
@@ -268,11 +290,13 @@ class StateStore:
                 return None
         return None
 
-    def remove(self, container_id: str, ifname: str) -> None:
+    def forget(self, record: Record) -> None:
+        """The attachment's record, then its index entries."""
         try:
-            os.unlink(self._path(container_id, ifname))
+            os.unlink(self._path(record.container_id, record.ifname))
         except FileNotFoundError:
             pass
+        record_index.remove(self.root, record.keys(), record_index.entry_name(self.network, record.file_name()))
 
     def all(self, *, quiet: bool = False) -> list[Record]:
         """Every readable record of this network; unreadable ones are skipped (and logged, unless
@@ -309,3 +333,55 @@ def every_record(data_dir: str, *, quiet: bool = False) -> list[Record]:
     """The readable records of every network under `data_dir`: a device is one device whichever
     network's config names it."""
     return [record for network in networks(data_dir) for record in StateStore(data_dir, network).all(quiet=quiet)]
+
+
+def anything_waiting(data_dir: str) -> bool:
+    """Whether any device of `data_dir` waits for its name: one look at a directory that is empty,
+    or absent, on most nodes (so that a call loads cni_hostdev/plugin/waiting.py only when one does)."""
+    try:
+        return any(not name.startswith(".") for name in os.listdir(os.path.join(data_dir, WAITING_DIR)))
+    except OSError:
+        return False
+
+
+def holders(data_dir: str, device_keys: list[str], lock_key: str | None = None) -> list[Record]:
+    """The readable records that share a key with a device: those that may hold it, each still to be
+    weighed by identity.proof. The index is checked against the records first (names only): one it
+    lacks is read and indexed. `lock_key`: the lock the caller holds (see record_paths)."""
+    index_missing(data_dir)
+    found = []
+    for path in record_index.record_paths(data_dir, device_keys, lock_key):
+        try:
+            record = StateStore(data_dir, "").load_path(path)
+        except CniError as err:
+            log.warning("skipping state record: %s", err.msg)
+            continue
+        if record is not None:
+            found.append(record)
+    return found
+
+
+def index_missing(data_dir: str) -> list[str]:
+    """Index every record the index lacks (written before the index, by a version without it, or by
+    hand): the names of the record files are compared with what the index knows, and only those it
+    lacks are read. What was missing."""
+    known = record_index.indexed(data_dir)
+    missing = []
+    for network in networks(data_dir):
+        try:
+            names = os.listdir(os.path.join(data_dir, network))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(RECORD_SUFFIX) or name.startswith(".") or f"{network}+{name}" in known:
+                continue
+            try:
+                record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, name))
+            except CniError:
+                continue  # unreadable: skipped by every reader alike
+            if record is not None:
+                record_index.add(data_dir, record.keys(), record_index.entry_name(network, name))
+                missing.append(f"{network}/{name}")
+    if missing:
+        log.info("indexed %d state record(s) the record index lacked: %s", len(missing), ", ".join(missing[:5]))
+    return missing

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from cni_hostdev import identity, logs, netns, phases, pods
+from cni_hostdev import identity, logs, netns, phases, pods, record_index
 from cni_hostdev.errors import (
     DEVICE_IN_USE,
     DEVICE_NOT_FOUND,
@@ -23,12 +23,11 @@ from cni_hostdev.faults import checkpoint
 from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
-from cni_hostdev.netlink import AF_INET6
 from cni_hostdev.plugin import claims
-from cni_hostdev.plugin.release import records_pod, release
+from cni_hostdev.plugin.release import give_back, records_pod
 from cni_hostdev.result import DNS, Interface, Result
 from cni_hostdev.scoped import contextmanager
-from cni_hostdev.state import Record, StateStore
+from cni_hostdev.state import Record, StateStore, anything_waiting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,12 +61,19 @@ def handle(call: Call) -> dict[str, Any]:
             return _add_userspace(call, store, host, pod, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
             phases.mark("chosen")
-            logs.context(device=device.name)
+            waited = _waited(conf, device, pci)
             record = _record(conf, env, host, pod, device, pci)
+            if waited is not None:  # it goes home, in the end, under the name it waited for
+                record.original_name, record.original_alias = waited.original_name, waited.original_alias
+            logs.context(device=record.original_name)
             store.save(record)
             checkpoint("record-written")
             phases.mark("recorded")
             moved = _move(store, record, host, pod, device)
+            if waited is not None:
+                from cni_hostdev.plugin import waiting
+
+                waiting.leave(conf.data_dir, waited)
             phases.mark("moved")
             ipam_result = _configure(call, store, record, host, pod, moved)
     result = _answer(conf, Interface(moved.name, moved.mac, moved.mtu, env.netns, pci), ipam_result, record)
@@ -105,8 +111,7 @@ def undo_interrupted_add(store: StateStore, env: CniEnv, lock_timeout: float) ->
                 f"in netns {existing.netns}; run DEL first",
             )
         with netns.host() as host, records_pod(existing) as old_pod:
-            what = release(existing, old_pod, host)
-        store.remove(env.container_id, env.ifname)
+            what = give_back(store, existing, old_pod, host)
     if finished:
         # A container started again after its pod's netns died without DEL (a reboot, a crash).
         log.warning(
@@ -125,6 +130,7 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
     """The device to take, with its lock held: the one selected, or the first free one of the pool.
 
     A deviceID (from Multus or a device plugin) wins over the pool, but must be one of its devices.
+    A device waiting for its name is taken by identity, not the device that now carries its name.
     """
     attachment = (env.container_id, env.ifname)
     if conf.pool is not None and not conf.selectors.any():
@@ -133,19 +139,39 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
         with pool.pick(conf, attachment, host) as chosen:
             yield chosen
         return
-    first = _selected(conf, host)
+    waited = _waiting_meant(conf, host)
+    first = waited[1] if waited else _selected(conf, host)
     pci = pci_address_of(first.name)
     with device_lock(conf.data_dir, identity.lock_key(pci, first.perm_mac, first.mac), first.name, conf.lock_timeout):
         # Whoever held the lock before us may have taken the device: look again.
-        device = _selected(conf, host)
+        again = _waiting_meant(conf, host) if waited else None
+        device = again[1] if again else _selected(conf, host)
         if device.index != first.index:
             raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
         device = claims.refuse_live_claims_repair_dead(conf, attachment, device, pci, host)
         # After the repair: a refunded device is judged under its own name, not its dead pod's.
-        if conf.pool is not None and not _pool_admits(conf, device):
+        if conf.pool is not None and not (_pool_admits(conf, device) or (waited and _pool_selects(conf, waited[0]))):
             raise _outside_pool(conf, f"device {device.name}")
         claims.refuse_if_host_uses(conf, host, device)
         yield device, pci
+
+
+def _waiting_meant(conf: NetConf, host: Namespace) -> tuple[Record, Link] | None:
+    """A device home under another name that the selectors mean (none, on most nodes)."""
+    if not anything_waiting(conf.data_dir):
+        return None
+    from cni_hostdev.plugin import waiting
+
+    return waiting.meant_by(conf, host.rtnl)
+
+
+def _waited(conf: NetConf, device: Link, pci: str | None) -> Record | None:
+    """The record of the wait of the chosen device, if it is home under another name."""
+    if not anything_waiting(conf.data_dir):
+        return None
+    from cni_hostdev.plugin import waiting
+
+    return waiting.record_for(conf.data_dir, device, pci)
 
 
 def _selected(conf: NetConf, host: Namespace) -> Link:
@@ -164,6 +190,13 @@ def _pool_admits(conf: NetConf, device: Link) -> bool:
 
     assert conf.pool is not None
     return pool.admits(conf.pool, device)
+
+
+def _pool_selects(conf: NetConf, record: Record) -> bool:
+    from cni_hostdev.plugin import pool
+
+    assert conf.pool is not None
+    return pool.selects(conf.pool, record)
 
 
 def _pool_admits_function(conf: NetConf, address: str, driver: str) -> bool:
@@ -225,9 +258,10 @@ def _move(store: StateStore, record: Record, host: Namespace, pod: Namespace, de
     try:
         moved = move_in(host, pod, device, record)
     except BaseException:
-        # Keep the record only if the device did not make it home: DEL and GC need it then.
-        if host.rtnl.link(name=device.name) is not None:
-            store.remove(record.container_id, record.ifname)
+        # Keep the record unless the device is home under its own name: DEL and GC need it then.
+        home = host.rtnl.link(name=device.name)
+        if home is not None and identity.proof(record, home, identity.HOST) is not None:
+            store.forget(record)
         raise
     record.phase = "attached"
     record.ifindex = moved.index
@@ -248,7 +282,9 @@ def _configure(
     asked_ipam = False
     try:
         if record.interface_network is not None:
-            _copy_interface_network(pod, moved, record.interface_network, call.env)
+            from cni_hostdev import ifnet
+
+            ifnet.into_pod(pod, moved, record.interface_network, call.env.netns)
         asked_ipam = conf.ipam is not None
         ipam_result = _ipam_add(call)
         checkpoint("ipam-added")
@@ -262,20 +298,10 @@ def _configure(
         if asked_ipam:
             _release_ipam(call)
         try:
-            release(record, pod, host)
-            store.remove(record.container_id, record.ifname)
+            give_back(store, record, pod, host)
         except (CniError, OSError) as err:
             log.error("could not return %s after a failed ADD: %s", record.original_name, err)
         raise
-
-
-def _copy_interface_network(pod: Namespace, moved: Link, network: dict[str, Any], env: CniEnv) -> None:
-    from cni_hostdev import ifnet, ipam
-
-    with netns.entered(pod.fd):
-        if any(a["fields"]["family"] == AF_INET6 for a in network["addresses"]):
-            ipam.enable_ipv6(moved.name)  # sysctl files answer for the namespace they are opened in
-    ifnet.create(pod.rtnl, moved, network, where=f"netns {env.netns}", strict=True)
 
 
 def _ipam_add(call: Call) -> Result | None:
@@ -337,6 +363,7 @@ def _add_userspace(
         claims.refuse_live_release_dead(
             conf,
             (env.container_id, env.ifname),
+            record_index.keys(pci, None, None),
             lambda held: held.pci_address == pci,
             f"{pci} ({driver})",
             host,
@@ -364,7 +391,7 @@ def _add_userspace(
         try:
             ipam_result = _ipam_add(call)
         except BaseException:
-            store.remove(env.container_id, env.ifname)
+            store.forget(record)
             raise
     log.info("ADD %s: PCI %s is bound to %s; nothing moved", env.container_id, pci, driver)
     iface = Interface(name=env.ifname, sandbox=env.netns, pci_id=pci)

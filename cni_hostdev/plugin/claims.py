@@ -5,14 +5,14 @@ dead pods are repaired (the device given back) before the device is taken.
 
 from __future__ import annotations
 
-from cni_hostdev import identity, logs, pods, routing
+from cni_hostdev import identity, logs, pods, record_index, routing
 from cni_hostdev.config import Candidate, NetConf
 from cni_hostdev.errors import DEVICE_IN_USE, CniError
 from cni_hostdev.lookup import kernelpath_holds_pci
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.plugin.release import release_and_forget
-from cni_hostdev.state import Record, every_record
+from cni_hostdev.state import Record, every_record, holders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,7 +110,8 @@ def refuse_live_claims_repair_dead(
     def holds(record: Record) -> bool:
         return identity.proof(record, device, identity.HOST, pci) is not None
 
-    repaired = refuse_live_release_dead(conf, attachment, holds, device.name, host)
+    device_keys = record_index.keys(pci, device.perm_mac, device.mac)
+    repaired = refuse_live_release_dead(conf, attachment, device_keys, holds, device.name, host)
     current = host.rtnl.link(index=device.index) if repaired else device
     if current is None:
         raise CniError(DEVICE_IN_USE, f"device {device.name} changed while its stale claims were repaired; retry")
@@ -120,6 +121,7 @@ def refuse_live_claims_repair_dead(
 def refuse_live_release_dead(
     conf: NetConf,
     attachment: tuple[str, str],
+    device_keys: list[str],
     holds: Callable[[Record], bool],
     name: str,
     host: Namespace,
@@ -127,9 +129,10 @@ def refuse_live_release_dead(
 ) -> bool:
     """Refuse what another live attachment (of any network) `holds`, naming it; give it back from
     the claims of dead pods. `attachment` (container, ifname) is the caller's own, never a claim.
-    Whether any claim was given back."""
+    The records weighed are those the index names for the device's keys (every record that can
+    hold it: cni_hostdev/record_index.py). Whether any claim was given back."""
     repaired = False
-    for record in every_record(conf.data_dir):
+    for record in holders(conf.data_dir, device_keys, device_keys[0] if device_keys else None):
         if (record.network, record.container_id, record.ifname) == (conf.name, *attachment) or not holds(record):
             continue
         if pods.alive(record):

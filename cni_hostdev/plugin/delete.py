@@ -10,7 +10,7 @@ from cni_hostdev import logs, netns, phases
 from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
-from cni_hostdev.plugin.release import records_pod, release
+from cni_hostdev.plugin.release import give_back, records_pod
 from cni_hostdev.state import CorruptRecord, StateStore
 
 log = logs.get_logger(__name__)
@@ -34,7 +34,7 @@ def handle(call: Call) -> None:
         from cni_hostdev.plugin.unrecorded import release_unrecorded
 
         log.warning("DEL %s/%s: %s; giving back what the pod proves", env.container_id, env.ifname, corrupt.msg)
-        what = release_unrecorded(conf.data_dir, env.netns, env.ifname, conf.lock_timeout)
+        what = release_unrecorded(conf.data_dir, conf.name, env.container_id, env.netns, env.ifname, conf.lock_timeout)
         aside = store.set_aside(env.container_id, env.ifname)
         log.warning("DEL %s/%s without its record: %s; %s", env.container_id, env.ifname, what, _aside(aside))
         return
@@ -51,9 +51,8 @@ def handle(call: Call) -> None:
         netns.host() as host,
     ):
         phases.mark("opened")
-        what = release(record, pod, host)
+        what = give_back(store, record, pod, host)
         phases.mark("moved")
-        store.remove(env.container_id, env.ifname)
     log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)
 
 

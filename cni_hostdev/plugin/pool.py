@@ -3,6 +3,10 @@
 A survey says, for every candidate, which devices of this node it names and whether each is
 free, the host's own, or held by an attachment; ADD takes the first free one under its lock,
 STATUS and `inventory --config` report the same survey, and an exhausted pool's refusal lists it.
+A device home under another name while its own is taken (cni_hostdev/plugin/waiting.py) is the
+member its own name makes it, and free. ADD asks the record index about the devices it sees
+(cni_hostdev/record_index.py) rather than reading every record: its cost does not grow with the
+attachments of the node; the reports, and an ADD that finds no free member, read them all.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Literal
 
-from cni_hostdev import identity, logs, pods
+from cni_hostdev import identity, logs, pods, record_index
 from cni_hostdev.config import Candidate, NetConf
 from cni_hostdev.errors import DEVICE_IN_USE, TRY_AGAIN_LATER, CniError, node_name
 from cni_hostdev.locks import device_lock
@@ -27,7 +31,7 @@ from cni_hostdev.plugin.claims import (
     refuse_live_claims_repair_dead,
 )
 from cni_hostdev.plugin.release import release_and_forget
-from cni_hostdev.state import Record, every_record
+from cni_hostdev.state import Record, anything_waiting, every_record, holders
 
 log = logs.get_logger(__name__)
 
@@ -70,19 +74,48 @@ def admits(pool: tuple[Candidate, ...], link: Link) -> bool:
     return any(candidate_matches(candidate, link) for candidate in pool)
 
 
-def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
-    """Every candidate's devices on this node, in the pool's order of preference, each with its state."""
+def selects(pool: tuple[Candidate, ...], record: Record) -> bool:
+    """Whether a recorded device (in a pod, or waiting for its name) is one of the pool's, by what
+    the record knows of it."""
+    return any(record_selected(candidate, record) for candidate in pool)
+
+
+def _in_host(conf: NetConf, rtnl: Rtnl) -> list[tuple[Candidate, Link, Record | None]]:
+    """The pool's devices in the host, each with the record of its wait if it waits for its name; a
+    waiting device first among its candidate's: it is the device its name means, not the squatter."""
+    assert conf.pool is not None
+    found: list[tuple[Candidate, Link, Record | None]] = [(c, link, None) for c, link in pool_members(rtnl, conf.pool)]
+    if not anything_waiting(conf.data_dir):
+        return found
+    from cni_hostdev.plugin import waiting  # only a node where a device waits for its name loads it
+
+    for candidate, record, link in waiting.meant(conf.pool, conf.data_dir, rtnl):
+        found = [entry for entry in found if entry[1].index != link.index]
+        at = next((i for i, entry in enumerate(found) if entry[0].position >= candidate.position), len(found))
+        found.insert(at, (candidate, link, record))
+    return found
+
+
+def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Member]:
+    """Every candidate's devices on this node, in the pool's order of preference, each with its state.
+    `records` None: only the devices in the host, each weighed against the records the index names
+    for it (what an ADD needs); else against `records`, and theirs in pods are listed too."""
     assert conf.pool is not None
     members: list[Member] = []
     held: set[int] = set()  # records accounted for by a device in the host
     node = NodeNetwork(rtnl)
-    for candidate, link in pool_members(rtnl, conf.pool):
+    for candidate, link, waited in _in_host(conf, rtnl):
         pci = pci_address_of(link.name)
         member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
         member.driver = driver_of(link)
-        for position, record in enumerate(records):
+        if waited is not None:
+            member.why = f"home as {link.name} while {waited.original_name}, its name, is taken"
+        weighed = (
+            records if records is not None else holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac))
+        )
+        for record in weighed:
             if record.kind != "userspace" and identity.proof(record, link, identity.HOST, pci) is not None:
-                held.add(position)
+                held.add(id(record))
                 if pods.alive(record):
                     member.state, member.why = CLAIMED, claimed(link.name, record, conf.name).msg
         if member.state == FREE:
@@ -96,8 +129,8 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record]) -> list[Member]:
             if refusal is not None:
                 member.state, member.why = HOST, refusal.msg
         members.append(member)
-    for position, record in enumerate(records):
-        if position in held:
+    for record in records or []:
+        if id(record) in held:
             continue
         matching = next((c for c in conf.pool if record_selected(c, record)), None)
         if matching is None:
@@ -135,27 +168,33 @@ def exhausted(conf: NetConf, members: list[Member]) -> CniError:
 
 @contextlib.contextmanager
 def pick(conf: NetConf, attachment: tuple[str, str], host: Namespace) -> Iterator[tuple[Link, str | None]]:
-    """The first free device of the pool, locked. A first pass takes only locks free at once, so
-    parallel ADDs spread over the pool instead of queueing on its first device; a second waits
-    for the busy ones. One a parallel ADD took meanwhile is passed over: parallel ADDs never share
-    a device and never fail while a free one remains."""
+    """The first free device of the pool, locked (with the record of its wait, if it waits for its
+    name). A first pass takes only locks free at once, so parallel ADDs spread over the pool instead
+    of queueing on its first device; a second waits for the busy ones. One a parallel ADD took
+    meanwhile is passed over: parallel ADDs never share a device and never fail while a free one
+    remains. Only when none is free are the claims of dead pods given back, and the pool looked at
+    again (a refunded device may be under its pod's name, which no candidate matches)."""
     assert conf.pool is not None
-    give_back_dead_claims(conf, host)
-    busy = [m for m in survey(conf, host.rtnl, every_record(conf.data_dir)) if m.state == FREE and m.link]
-    for patience in (0.0, conf.lock_timeout):
-        waiting = []
-        for member in busy:
-            with contextlib.ExitStack() as held:
-                device = _locked(conf, attachment, host, member, patience, held)
-                if device is None:
-                    waiting.append(member)
-                    continue
-                if device is False:
-                    continue
-                log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, member.candidate.position - 1)
-                yield device, member.pci
-                return
-        busy = waiting
+    give_back_refunded(conf, host)
+    for last_try in (False, True):
+        busy = [m for m in survey(conf, host.rtnl, None) if m.state == FREE and m.link]
+        for patience in (0.0, conf.lock_timeout):
+            waiting_for_lock = []
+            for member in busy:
+                with contextlib.ExitStack() as held:
+                    device = _locked(conf, attachment, host, member, patience, held)
+                    if device is None:
+                        waiting_for_lock.append(member)
+                        continue
+                    if device is False:
+                        continue
+                    position = member.candidate.position - 1
+                    log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, position)
+                    yield device, member.pci
+                    return
+            busy = waiting_for_lock
+        if not last_try and not give_back_dead_claims(conf, host):
+            break
     raise exhausted(conf, survey(conf, host.rtnl, every_record(conf.data_dir)))
 
 
@@ -192,9 +231,34 @@ def _locked(
     return device
 
 
-def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
-    """Records of pool devices whose pod died: the device is the host's again, under its own name."""
+def give_back_refunded(conf: NetConf, host: Namespace) -> None:
+    """A pool device the kernel refunded from a dead pod, under the pod's name (which no candidate
+    may match), carries our marker: its original name as its alias. Those few are looked up in the
+    index, and given back under their own names before the pick, as members in their own right."""
     assert conf.pool is not None
+    for link in host.rtnl.links():
+        if not link.alias or link.alias == link.name or link.loopback:
+            continue
+        pci = pci_address_of(link.name)
+        for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac)):
+            if record.original_name != link.alias or not selects(conf.pool, record) or pods.alive(record):
+                continue
+            if identity.proof(record, link, identity.HOST, pci) is None:
+                continue
+            try:
+                what = release_and_forget(record, host, conf.data_dir, conf.lock_timeout)
+            except (CniError, OSError) as err:
+                why = getattr(err, "msg", err)
+                log.warning("pool of %s: refunded %s not given back: %s", conf.name, link.name, why)
+                continue
+            log.warning("pool of %s: claim of %s by %s was stale: %s", conf.name, link.alias, record.container_id, what)
+
+
+def give_back_dead_claims(conf: NetConf, host: Namespace) -> bool:
+    """Records of pool devices whose pod died: the device is the host's again, under its own name.
+    Whether any was given back."""
+    assert conf.pool is not None
+    given_back = False
     for record in every_record(conf.data_dir):
         if record.kind == "userspace" or not any(record_selected(c, record) for c in conf.pool):
             continue
@@ -208,3 +272,5 @@ def give_back_dead_claims(conf: NetConf, host: Namespace) -> None:
             log.warning("pool of %s: stale claim of %s by %s not repaired: %s", *who, getattr(err, "msg", err))
             continue
         log.warning("pool of %s: claim of %s by %s was stale: %s", *who, what)
+        given_back = True
+    return given_back

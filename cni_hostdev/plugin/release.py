@@ -4,7 +4,8 @@ DEL, GC, the repair loop, an ADD that failed after the move, and an ADD that fin
 pod's claim all come here. The device is looked for where the record says it went (its pod,
 or the staging netns of an interrupted rename-then-move), else where the kernel refunds a
 physical device whose pod died: the host, under the pod's name. Only by proof
-(cni_hostdev/identity.py).
+(cni_hostdev/identity.py). When another device holds its name in the host, it comes home all the
+same under another and waits for its own (cni_hostdev/plugin/waiting.py): `give_back` records that.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cni_hostdev.faults import checkpoint
 from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import pci_address_of
-from cni_hostdev.move import STAGING_DIR, refuse_if_name_taken, restore, restore_altnames, send_home
+from cni_hostdev.move import STAGING_DIR, Homecoming, restore, restore_altnames, send_home
 from cni_hostdev.netns import Namespace
 from cni_hostdev.scoped import contextmanager
 from cni_hostdev.state import Record, StateStore
@@ -48,10 +49,23 @@ def records_pod(record: Record, path: str | None = None) -> Iterator[Namespace |
             pod.close()
 
 
-def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
-    """Give the device of `record` back to the host under its original name; say what happened."""
+def give_back(store: StateStore, record: Record, pod: Namespace | None, host: Namespace) -> str:
+    """`release`, then forget the record, under the device's lock (the caller's); a device that came
+    home under another name is recorded as waiting for its own first. Say what happened."""
+    what, homecoming = release(record, pod, host)
+    if homecoming is not None and homecoming.squatter is not None:
+        from cni_hostdev.plugin import waiting  # only a device whose name is taken loads it
+
+        what = waiting.park(store.root, record, homecoming.link, homecoming.squatter)
+    store.forget(record)
+    return what
+
+
+def release(record: Record, pod: Namespace | None, host: Namespace) -> tuple[str, Homecoming | None]:
+    """Give the device of `record` back to the host under its original name; say what happened, and
+    how it came home when it moved."""
     if record.kind == "userspace":
-        return f"PCI device {record.pci_address} was never moved"
+        return f"PCI device {record.pci_address} was never moved", None
     if record.staging and os.path.lexists(record.staging):
         staged = _from_staging(record, host)
         if staged:
@@ -66,15 +80,15 @@ def release(record: Record, pod: Namespace | None, host: Namespace) -> str:
     if pod is not None:
         link = identity.find(record, pod.rtnl.links(), identity.POD)
         if link is not None:
-            send_home(pod.rtnl, link, host, record)
+            homecoming = send_home(pod.rtnl, link, host, record)
             checkpoint("returned-home")
-            return f"returned {link.name} to the host as {record.original_name}"
+            return f"returned {link.name} to the host as {homecoming.link.name}", homecoming
     # The pod netns is gone or no longer holds the device: a physical device was
     # refunded to the host under its pod name (or devN), a virtual one vanished.
     return _from_host(record, host)
 
 
-def _from_host(record: Record, host: Namespace) -> str:
+def _from_host(record: Record, host: Namespace) -> tuple[str, Homecoming | None]:
     name = record.original_name
     link = find_refunded(host, record)
     if link is None:
@@ -82,23 +96,27 @@ def _from_host(record: Record, host: Namespace) -> str:
         if home is not None:
             return _never_left(record, home, host) or (
                 f"device {name} is in the host, untouched (nothing proves it is the one we moved)"
-            )
+            ), None
         what = f"device {name} no longer exists (a virtual device dies with its netns)"
         log.warning("%s/%s: %s", record.container_id, record.ifname, what)
-        return what
+        return what, None
     if link.name == name and link.alias != name:
         # Home under its own name without our marker: we never moved it (or the
         # record is not ours). Leave the device as it is.
-        return _never_left(record, link, host) or f"device {name} is in the host, untouched"
+        return _never_left(record, link, host) or f"device {name} is in the host, untouched", None
     came_back_as = link.name
+    squatter = host.rtnl.link(name=name) if link.name != name else None
+    if squatter is not None:
+        # Already home, under the name the kernel gave it: it waits there, marked, for its own.
+        restore(host.rtnl, link, record, keep_marker=True)
+        return f"restored {name} in the host as {came_back_as}", Homecoming(link, squatter)
     if link.name != name:
-        refuse_if_name_taken(host.rtnl, name, link.name)
         if link.up:
             host.rtnl.set_link(link.index, up=False)
         host.rtnl.set_link(link.index, name=name)
         link = host.rtnl.link(index=link.index) or link
     restore(host.rtnl, link, record)
-    return f"restored {name} in the host (it had come back as {came_back_as})"
+    return f"restored {name} in the host (it had come back as {came_back_as})", Homecoming(link, None)
 
 
 def _never_left(record: Record, link: Link, host: Namespace) -> str | None:
@@ -118,7 +136,7 @@ def _never_left(record: Record, link: Link, host: Namespace) -> str | None:
     return f"device {record.original_name} never left the host; gave back its altnames"
 
 
-def _from_staging(record: Record, host: Namespace) -> str | None:
+def _from_staging(record: Record, host: Namespace) -> tuple[str, Homecoming] | None:
     """A crash during rename-then-move left the device in the bind-mounted staging netns."""
     assert record.staging is not None
     try:
@@ -127,16 +145,17 @@ def _from_staging(record: Record, host: Namespace) -> str | None:
         netns.unpersist(record.staging)
         return None
     staging = Namespace.open(fd)
+    homecoming = None
     try:
         link = identity.find(record, staging.rtnl.links(), identity.STAGING)
         if link is not None:
-            send_home(staging.rtnl, link, host, record)
+            homecoming = send_home(staging.rtnl, link, host, record)
     finally:
         staging.close()
     netns.unpersist(record.staging)
-    if link is None:
+    if homecoming is None:
         return None
-    return f"returned {record.original_name} from the staging netns of an interrupted ADD"
+    return f"returned {record.original_name} from the staging netns of an interrupted ADD", homecoming
 
 
 def find_refunded(host: Namespace, record: Record) -> Link | None:
@@ -158,9 +177,7 @@ def release_if_due(
         if current is None or not due(current):
             return None
         with records_pod(current) as pod:
-            what = release(current, pod, host)
-        store.remove(current.container_id, current.ifname)
-    return what
+            return give_back(store, current, pod, host)
 
 
 def release_and_forget(record: Record, host: Namespace, data_dir: str, lock_timeout: float) -> str:

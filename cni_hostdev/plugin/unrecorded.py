@@ -18,6 +18,7 @@ from cni_hostdev.errors import CniError
 from cni_hostdev.locks import device_lock
 from cni_hostdev.move import send_home
 from cni_hostdev.netns import Namespace
+from cni_hostdev.plugin import waiting
 from cni_hostdev.state import Record, every_record
 
 TYPE_CHECKING = False
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from cni_hostdev.netlink import Link
 
 
-def release_unrecorded(data_dir: str, netns_path: str, ifname: str, lock_timeout: float) -> str:
+def release_unrecorded(
+    data_dir: str, network: str, container_id: str, netns_path: str, ifname: str, lock_timeout: float
+) -> str:
     """Give back the marked device at `ifname` in `netns_path`, if nothing says it is not ours;
     say what happened. Raises what a DEL with its record would (a busy lock, a name taken in
     the host, a move the kernel refuses): the caller keeps the record for the retry."""
@@ -41,12 +44,15 @@ def release_unrecorded(data_dir: str, netns_path: str, ifname: str, lock_timeout
             return f"{netns_path} is the host's own namespace: nothing to give back"
         pod = Namespace.open(fd)
         try:
-            return _give_back(data_dir, pod, host, netns_path, ifname, lock_timeout)
+            return _give_back(data_dir, pod, host, (network, container_id, netns_path, ifname), lock_timeout)
         finally:
             pod.close()
 
 
-def _give_back(data_dir: str, pod: Namespace, host: Namespace, netns_path: str, ifname: str, timeout: float) -> str:
+def _give_back(
+    data_dir: str, pod: Namespace, host: Namespace, attachment: tuple[str, str, str, str], timeout: float
+) -> str:
+    _, _, netns_path, ifname = attachment
     link = _marked_device(pod, ifname)
     if link is None:
         return f"no device {ifname} carrying our marker in netns {netns_path}"
@@ -58,8 +64,10 @@ def _give_back(data_dir: str, pod: Namespace, host: Namespace, netns_path: str, 
         again = pod.rtnl.link(index=link.index)  # under the lock: as it is now
         if again is None or again.alias != link.alias or again.name != ifname:
             return f"{ifname} in netns {netns_path} changed while waiting for its lock: left alone"
-        record = _marked(again, netns_path, ifname)
-        send_home(pod.rtnl, again, host, record)
+        record = _marked(again, attachment)
+        homecoming = send_home(pod.rtnl, again, host, record)
+        if homecoming.squatter is not None:
+            return waiting.park(data_dir, record, homecoming.link, homecoming.squatter)
     return (
         f"returned {ifname} to the host as {record.original_name}, by its marker (cleared); its MTU, MAC, up "
         "state and own alias were in the corrupt record and stay as they are"
@@ -92,11 +100,12 @@ def _claimed_elsewhere(data_dir: str, pod: Namespace, link: Link) -> str | None:
     return None
 
 
-def _marked(link: Link, netns_path: str, ifname: str) -> Record:
+def _marked(link: Link, attachment: tuple[str, str, str, str]) -> Record:
     """A record of what the device proves: its marker names it, the rest is as it is now."""
+    network, container_id, netns_path, ifname = attachment
     return Record(
-        network="",
-        container_id="",
+        network=network,
+        container_id=container_id,
         ifname=ifname,
         netns=netns_path,
         original_name=link.alias or "",

@@ -10,11 +10,12 @@ import os
 import stat
 from typing import Any
 
-from cni_hostdev import pods
+from cni_hostdev import pods, record_index
 from cni_hostdev.config import NetConf, parse_netconf
 from cni_hostdev.errors import CniError, node_name
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin import pool
+from cni_hostdev.plugin.waiting import every_waiting, find_home
 from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, networks
 from cni_hostdev.tools.configs import PLUGIN_TYPES, ConfigError, Definition, read_dir, read_file
 from cni_hostdev.tools.inventory import as_pool
@@ -124,6 +125,8 @@ def examine(found: list[Definition], data_dir: str, report: Report) -> None:
     for conf, _, members in surveyed:
         _availability(conf, members, report)
     _records(data_dir, report)
+    _waiting(data_dir, report)
+    _index(data_dir, report)
     _data_dir(data_dir, report)
     _probe(report)
 
@@ -259,6 +262,60 @@ def _records(data_dir: str, report: Report) -> None:
                     f"{path}: a record DEL could not read, kept for inspection (on node {node_name()})",
                     (network,),
                 )
+
+
+def _waiting(data_dir: str, report: Report) -> None:
+    """Devices home under another name while theirs is taken (cni_hostdev/plugin/waiting.py)."""
+    records = every_waiting(data_dir)
+    if not records:
+        return
+    with Rtnl() as rtnl:
+        for record in records:
+            link = find_home(rtnl, record)
+            holder = rtnl.link(name=record.original_name)
+            where = f"is home as {link.name}" if link is not None else "is no longer in the host (repair forgets it)"
+            taken = (
+                f"{record.original_name} is held by ifindex {holder.index} (MAC {holder.mac})"
+                if holder is not None and (link is None or holder.index != link.index)
+                else f"{record.original_name} is free now"
+            )
+            report.add(
+                WARNING,
+                "waiting-for-name",
+                f"network {record.network}: device {record.original_name} (MAC {record.mac}) of container "
+                f"{record.container_id} {where} on node {node_name()}, waiting for its name: {taken}; "
+                "host-device repair gives it back once free",
+                (record.network,),
+                record.original_name,
+            )
+
+
+def _index(data_dir: str, report: Report) -> None:
+    """The record index against the records (cni_hostdev/record_index.py): every ADD and repair set
+    it right; what is out of step now is only said."""
+    known = record_index.indexed(data_dir)
+    if not known and not os.path.isdir(os.path.join(data_dir, record_index.INDEX_DIR)):
+        return  # nothing indexed yet: the first ADD does it
+    lacking = [
+        f"{record.network}/{record.file_name()}"
+        for record in every_record(data_dir, quiet=True)
+        if record_index.entry_name(record.network, record.file_name()) not in known
+    ]
+    if lacking:
+        report.add(
+            INFO,
+            "index",
+            f"{len(lacking)} record(s) of {data_dir} on node {node_name()} are not in the record index yet "
+            f"({', '.join(lacking[:3])}): the next ADD or repair pass indexes them",
+        )
+    stale = record_index.stale_entries(data_dir, remove_them=False)
+    if stale:
+        report.add(
+            INFO,
+            "index",
+            f"{len(stale)} record index entries of {data_dir} on node {node_name()} name records that are gone "
+            f"({', '.join(stale[:3])}): the next repair pass clears them",
+        )
 
 
 def _data_dir(data_dir: str, report: Report) -> None:

@@ -3,7 +3,9 @@ and keeps an eye on the node with doctor's checks.
 
 Pods can die without DEL (node pressure, a runtime crash): the kernel then refunds a physical NIC
 under its pod name. This loop finds those through the records and restores them, as GC would,
-without waiting for the runtime. Each pass also runs `host-device doctor`'s checks (over the
+without waiting for the runtime. A device that came home under another name because its own was
+taken gets its name back here once the name is free (cni_hostdev/plugin/waiting.py), and the
+record index is kept in step with the records. Each pass also runs `host-device doctor`'s checks (over the
 config dirs and files it is given) and logs each new finding once, so that `kubectl logs` of
 the DaemonSet is the cluster's view, node by node; with `--metrics-file` it writes what it saw
 for node_exporter's textfile collector. What it gives back of a network whose config (in those
@@ -15,10 +17,12 @@ from __future__ import annotations
 import signal
 import time
 
-from cni_hostdev import logfile, logs
-from cni_hostdev.locks import DEFAULT_TIMEOUT
+from cni_hostdev import logfile, logs, netns, record_index
+from cni_hostdev.identity import record_lock_key
+from cni_hostdev.locks import DEFAULT_TIMEOUT, device_lock
 from cni_hostdev.plugin.release import release_records
-from cni_hostdev.state import StateStore, networks
+from cni_hostdev.plugin.waiting import every_waiting, rename_home
+from cni_hostdev.state import StateStore, index_missing, networks
 from cni_hostdev.tools import doctor, metrics
 
 TYPE_CHECKING = False
@@ -90,6 +94,8 @@ def repair_once(
             logs.context(command=None, network=None)
         given_back += done
         failed += failures
+    failed += _rename_waiting(data_dir, log_files or {})
+    failed += _index(data_dir)
     if totals is not None:
         totals.given_back += given_back
         totals.failed += failed
@@ -109,6 +115,43 @@ def _repair_network(data_dir: str, network: str) -> tuple[int, int]:
     for line in failures:
         log.error("cannot repair %s", line)
     return len(done), len(failures)
+
+
+def _rename_waiting(data_dir: str, log_files: dict[str, logfile.LogFile]) -> int:
+    """Devices home under another name get theirs back as soon as it is free; how many failed."""
+    failed = 0
+    waiting = every_waiting(data_dir)
+    if not waiting:
+        return 0
+    with netns.host() as host:
+        for record in waiting:
+            logs.to_file(log_files.get(record.network))
+            logs.context(command="repair", network=record.network, device=record.original_name)
+            try:
+                with device_lock(data_dir, record_lock_key(record), record.original_name, DEFAULT_TIMEOUT):
+                    what = rename_home(data_dir, record, host)
+                if what is not None:
+                    log.warning("repaired %s/%s: %s", record.container_id, record.ifname, what)
+            except Exception as err:  # one device must not keep the others waiting
+                log.error("cannot give %s its name back: %s", record.original_name, getattr(err, "msg", None) or err)
+                failed += 1
+            finally:
+                logs.to_file(None)
+                logs.context(command=None, network=None, device=None)
+    return failed
+
+
+def _index(data_dir: str) -> int:
+    """The record index in step with the records (cni_hostdev/record_index.py): entries a record
+    lacks are added, those a crash left without a record are cleared. 1 if it could not be done."""
+    try:
+        index_missing(data_dir)
+        for entry in record_index.stale_entries(data_dir, remove_them=True):
+            log.info("cleared index entry %s: its record is gone", entry)
+    except OSError as err:
+        log.error("cannot check the record index of %s: %s", data_dir, err)
+        return 1
+    return 0
 
 
 def definitions(watch: Watch, report: doctor.Report) -> list[Definition] | None:

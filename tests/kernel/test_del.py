@@ -51,25 +51,6 @@ def test_del_with_vanished_or_empty_netns_succeeds(source_plugin: Plugin, sandbo
     assert empty.status == 0
 
 
-def test_original_name_taken_at_del_keeps_device_and_record(source_plugin: Plugin, sandbox: Sandbox) -> None:
-    dev, _ = sandbox.veth()
-    pod = sandbox.pod()
-    conf = conf_for(source_plugin, device=dev)
-    assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
-    squatter = sandbox.veth("sq")[0]
-    ip("link", "set", squatter, "name", dev)
-    sandbox.links.append(dev)
-    blocked = source_plugin.run("DEL", conf, **pod_env(pod))
-    assert blocked.status == 1 and blocked.code == 103
-    assert dev in blocked.out["msg"] if blocked.out else False
-    assert link_json("net1", pod) is not None, "the device stays in the pod"
-    assert record_files(source_plugin) == ["ctr1-net1.json"]
-    ip("link", "del", dev)
-    retried = source_plugin.run("DEL", conf, **pod_env(pod))
-    assert retried.status == 0
-    assert link_json(dev) is not None
-
-
 def test_del_of_a_name_add_would_refuse_succeeds(source_plugin: Plugin) -> None:
     out = source_plugin.run("DEL", conf_for(source_plugin), CNI_CONTAINERID="c", CNI_IFNAME="net%d")
     assert out.status == 0 and out.out is None

@@ -51,6 +51,9 @@ OURS_FOR_EVERY_CALL = {
     "cni_hostdev.phases", "cni_hostdev.plugin", "cni_hostdev.plugin.call", "cni_hostdev.plugin.dispatch",
     "cni_hostdev.plugin.release", "cni_hostdev.pods", "cni_hostdev.result", "cni_hostdev.scoped",
     "cni_hostdev.state", "cni_hostdev.faults", "cni_hostdev.versions",
+    # Added on purpose (issue 25): finding a device's holders without reading every record. The
+    # waiting room (plugin/waiting.py) loads only where a device waits for its name.
+    "cni_hostdev.record_index",
 }  # fmt: skip
 ADD = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {
     "cni_hostdev.plugin.add", "cni_hostdev.plugin.claims", "cni_hostdev.probe", "cni_hostdev.routing",

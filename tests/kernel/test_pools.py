@@ -123,18 +123,23 @@ def test_parallel_adds_never_share_a_device(plugin: Plugin, sandbox: Sandbox) ->
 
 
 def test_dead_pods_pool_device_is_taken_again(plugin: Plugin, sandbox: Sandbox) -> None:
-    """A pod that died without DEL: its veth is gone with it, the record is stale, the pool goes on."""
+    """A pod that died without DEL: its veth is gone with it, the record is stale, the pool goes on.
+    An ADD that finds a free member reads no other record (its cost does not grow with them): the
+    stale record is GC's, repair's, or the first ADD's that finds the pool exhausted."""
     (only,) = pool_of(sandbox, 1)
     spare, _ = sandbox.veth("p2")
     conf = conf_for(plugin, devices=[{"namePattern": pattern(sandbox)}])
-    dead, live = sandbox.pod("n0"), sandbox.pod("n1")
+    dead, live, third = sandbox.pod("n0"), sandbox.pod("n1"), sandbox.pod("n2")
     assert add(plugin, conf, dead, "c0").status == 0
     taken = taken_by(dead)
     subprocess.run(["ip", "netns", "del", dead], check=True)
     added = add(plugin, conf, live, "c1")
     assert added.status == 0, added.stdout
     assert taken_by(live) == ({only, spare} - {taken}).pop()
-    assert not (Path(plugin.data_dir) / "tnet" / "c0-net1.json").exists(), "the dead pod's record is gone"
+    assert (Path(plugin.data_dir) / "tnet" / "c0-net1.json").exists(), "not read: a member was free"
+    exhausted = add(plugin, conf, third, "c2")
+    assert exhausted.status != 0 and exhausted.code == 101, exhausted.stdout
+    assert not (Path(plugin.data_dir) / "tnet" / "c0-net1.json").exists(), "the exhausted pool's ADD gave it back"
     assert plugin.run("DEL", conf, **pod_env(live, "c1")).status == 0
 
 
@@ -282,10 +287,11 @@ def test_inventory_of_a_pool(plugin: Plugin, sandbox: Sandbox, tmp_path: Path) -
     assert "Traceback" not in refused.stderr
 
 
-def test_a_stale_claim_that_cannot_be_repaired_does_not_block_the_pool(plugin: Plugin, sandbox: Sandbox) -> None:
+def test_a_refunded_nic_whose_name_is_taken_is_the_member_its_name_makes_it(plugin: Plugin, sandbox: Sandbox) -> None:
     """A dead pod's NIC came back under the pod's name, and the host gave its own name to another
-    device meanwhile: that claim waits for a later repair, the pool's other devices serve."""
-    first, second = pool_of(sandbox, 2)
+    device meanwhile: the next ADD settles the claim (the NIC waits, under the pod's name, for its
+    own) and takes the NIC, by identity, not the newcomer that carries its name."""
+    first, _ = pool_of(sandbox, 2)
     conf = conf_for(plugin, devices=[{"namePattern": pattern(sandbox)}])
     dying, live = sandbox.pod("n0"), sandbox.pod("n1")
     pod_name = sandbox.name("pq")
@@ -296,11 +302,13 @@ def test_a_stale_claim_that_cannot_be_repaired_does_not_block_the_pool(plugin: P
     sandbox.links.append(pod_name)
     ip("link", "add", first, "type", "veth", "peer", "name", sandbox.name("pz"))
     sandbox.links += [first, sandbox.name("pz")]
+    nic_mac, newcomer = link_json(pod_name)["address"], link_json(first)  # type: ignore[index]
 
     added = add(plugin, conf, live, "c1")
     assert added.status == 0, added.stdout + added.stderr
-    assert f"stale claim of {first} by c0 not repaired" in added.stderr
-    assert taken_by(live) in (first, second)
-    assert (Path(plugin.data_dir) / "tnet" / "c0-net1.json").exists() is False
-    assert (Path(plugin.data_dir) / "tnet" / f"c0-{pod_name}.json").exists(), "kept for a later repair"
+    assert f"claim of {first} by c0 was stale" in added.stderr
+    assert link_json("net1", live)["address"] == nic_mac  # type: ignore[index]
+    assert link_json(first) == newcomer, "the newcomer keeps the name, untouched"
+    assert not (Path(plugin.data_dir) / "tnet" / f"c0-{pod_name}.json").exists()
+    assert not list((Path(plugin.data_dir) / ".waiting").iterdir()), "the ADD took the waiting NIC over"
     assert plugin.run("DEL", conf, **pod_env(live, "c1")).status == 0
