@@ -57,7 +57,7 @@ COMPARE ?=
 BENCH_COMPARE = $(if $(COMPARE),--compare $(COMPARE))
 
 bench: binary | sysdeps
-	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20 $(BENCH_COMPARE)
+	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --parallel 20 --scale $(BENCH_COMPARE)
 
 # Where an exec of ours spends its time, phase by phase (launcher, bootloader, interpreter,
 # imports, work step by step, exit), and what an ADD imports.

@@ -63,3 +63,25 @@ def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_T
             _held.discard(path)
     finally:
         os.close(fd)
+
+
+def busy(data_dir: str, key: str) -> bool:
+    """Whether another call holds the lock of `key` now: whoever writes an index entry holds its
+    device's lock until the record is written (cni_hostdev/state.py). A lock this call holds is not
+    busy: no one else can be writing under it."""
+    path = os.path.join(data_dir, "locks", plain(key) + ".lock")
+    if path in _held:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: keep what may be someone's
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -15,8 +15,10 @@ import time
 
 from cni_hostdev import logs, record_index
 from cni_hostdev.errors import STATE_FAILURE, CniError
+from cni_hostdev.faults import checkpoint
 from cni_hostdev.files import write_atomically
 from cni_hostdev.jsontext import dumps_lines, loads
+from cni_hostdev.locks import busy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -242,9 +244,10 @@ class StateStore:
         path = self._path(record.container_id, record.ifname)
         if durable:
             try:
-                record_index.add(self.root, record.keys(), record_index.entry_name(self.network, record.file_name()))
+                record_index.add(self.root, record.keys(), record_index.record_entry(self.network, record.file_name()))
             except OSError as err:
                 raise CniError(STATE_FAILURE, f"cannot index state record {path}: {err.strerror}") from None
+            checkpoint("indexed")
         if os.path.islink(path):
             raise CniError(STATE_FAILURE, f"refusing to write state record {path}: it is a symlink")
         text = dumps_lines(record.to_json()).encode()
@@ -291,12 +294,14 @@ class StateStore:
         return None
 
     def forget(self, record: Record) -> None:
-        """The attachment's record, then its index entries."""
+        """The attachment's index entries, then its record: killed in between, the record is still
+        there for the retry, and the next lookup indexes it again (index_missing)."""
+        record_index.remove(self.root, record.keys(), record_index.record_entry(self.network, record.file_name()))
+        checkpoint("unindexed")
         try:
             os.unlink(self._path(record.container_id, record.ifname))
         except FileNotFoundError:
             pass
-        record_index.remove(self.root, record.keys(), record_index.entry_name(self.network, record.file_name()))
 
     def all(self, *, quiet: bool = False) -> list[Record]:
         """Every readable record of this network; unreadable ones are skipped (and logged, unless
@@ -338,19 +343,19 @@ def every_record(data_dir: str, *, quiet: bool = False) -> list[Record]:
 def anything_waiting(data_dir: str) -> bool:
     """Whether any device of `data_dir` waits for its name: one look at a directory that is empty,
     or absent, on most nodes (so that a call loads cni_hostdev/plugin/waiting.py only when one does)."""
-    try:
-        return any(not name.startswith(".") for name in os.listdir(os.path.join(data_dir, WAITING_DIR)))
-    except OSError:
-        return False
+    return any(not name.startswith(".") for name in _names(os.path.join(data_dir, WAITING_DIR)))
 
 
-def holders(data_dir: str, device_keys: list[str], lock_key: str | None = None) -> list[Record]:
+def holders(data_dir: str, device_keys: list[str], index: dict[str, list[str]] | None = None) -> list[Record]:
     """The readable records that share a key with a device: those that may hold it, each still to be
-    weighed by identity.proof. The index is checked against the records first (names only): one it
-    lacks is read and indexed. `lock_key`: the lock the caller holds (see record_paths)."""
-    index_missing(data_dir)
+    weighed by identity.proof (cni_hostdev/record_index.py). `index`: what index_missing returned
+    (for several devices in one call), else it is set right first."""
+    wanted = set(device_keys)
     found = []
-    for path in record_index.record_paths(data_dir, device_keys, lock_key):
+    for entry, keys in (index if index is not None else index_missing(data_dir)).items():
+        path = record_index.record_path(data_dir, entry)
+        if path is None or not wanted.intersection(keys):
+            continue
         try:
             record = StateStore(data_dir, "").load_path(path)
         except CniError as err:
@@ -361,27 +366,28 @@ def holders(data_dir: str, device_keys: list[str], lock_key: str | None = None) 
     return found
 
 
-def index_missing(data_dir: str) -> list[str]:
-    """Index every record the index lacks (written before the index, by a version without it, or by
-    hand): the names of the record files are compared with what the index knows, and only those it
-    lacks are read. What was missing."""
-    known = record_index.indexed(data_dir)
-    missing = []
-    for network in networks(data_dir):
-        try:
-            names = os.listdir(os.path.join(data_dir, network))
-        except OSError:
-            continue
-        for name in names:
-            if not name.endswith(RECORD_SUFFIX) or name.startswith(".") or f"{network}+{name}" in known:
-                continue
-            try:
-                record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, name))
-            except CniError:
-                continue  # unreadable: skipped by every reader alike
-            if record is not None:
-                record_index.add(data_dir, record.keys(), record_index.entry_name(network, name))
-                missing.append(f"{network}/{name}")
-    if missing:
-        log.info("indexed %d state record(s) the record index lacked: %s", len(missing), ", ".join(missing[:5]))
-    return missing
+def index_missing(data_dir: str, *, verify: bool = False) -> dict[str, list[str]]:
+    """The record index set right against the records, and returned (record_index.reconcile): the
+    records are listed first, so that one written meanwhile has its entry by then (written first)."""
+    records = {
+        record_index.record_entry(network, name): os.path.join(data_dir, network, name)
+        for network in networks(data_dir)
+        for name in _names(os.path.join(data_dir, network))
+        if name.endswith(RECORD_SUFFIX) and not name.startswith(".")
+    }
+    return record_index.reconcile(data_dir, records, _keys_of_record_at, lambda key: busy(data_dir, key), verify)
+
+
+def _keys_of_record_at(path: str) -> list[str] | None:
+    try:
+        record = StateStore("", "").load_path(path)
+    except CniError:
+        return None  # unreadable: skipped by every reader alike
+    return record.keys() if record is not None else None
+
+
+def _names(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []

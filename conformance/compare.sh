@@ -34,7 +34,7 @@ normalize() {
     sed -E -e 's/\|/\\|/g' \
         -e 's#/tmp/t[a-z]{2}[0-9]+\.[A-Za-z0-9]+#<tmp>#g' \
         -e 's#/run/netns/t[a-z]{2}[0-9]+[a-z]+[0-9]*#<netns>#g' \
-        -e 's/\bt(sp|lc|pm)[0-9]+(-[a-z0-9-]+|[a-z]+[0-9]*)?\b/<tag>/g' \
+        -e 's/\bt(sp|lc|pm|cr)[0-9]+(-[a-z0-9-]+|[a-z]+[0-9]*)?\b/<tag>/g' \
         -e 's/[[:space:]]+/ /g' | cut -c1-220
 }
 

@@ -3,7 +3,7 @@
 #
 #   conformance/run.sh [--plugin PATH] [--no-install] [suite …]
 #
-# suites: spec, libcni, podman (default: all three, in that order). PATH defaults to the
+# suites: spec, libcni, podman, cri (default: all four, in that order). PATH defaults to the
 # repo's dist/host-device (built with `make binary` when missing); pass
 # --plugin /usr/lib/cni/host-device to run Debian's reference Go plugin (1.1.1) instead.
 #
@@ -24,11 +24,11 @@ while (($#)); do
         --plugin=*) PLUGIN=${1#--plugin=}; shift ;;
         --no-install) INSTALL=0; shift ;;
         -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
-        spec | libcni | podman) SUITES+=("$1"); shift ;;
-        *) echo "unknown argument: $1 (suites: spec libcni podman)" >&2; exit 2 ;;
+        spec | libcni | podman | cri) SUITES+=("$1"); shift ;;
+        *) echo "unknown argument: $1 (suites: spec libcni podman cri)" >&2; exit 2 ;;
     esac
 done
-((${#SUITES[@]})) || SUITES=(spec libcni podman)
+((${#SUITES[@]})) || SUITES=(spec libcni podman cri)
 [[ $(id -u) == 0 ]] || { echo "conformance suites run as root (namespaces, links, podman)" >&2; exit 2; }
 
 # --- what the suites need --------------------------------------------------------------------
@@ -37,6 +37,7 @@ for s in "${SUITES[@]}"; do
     case $s in
         libcni) PKGS+=(golang-go golang-github-appc-cni-dev) ;;
         podman) PKGS+=(podman runc busybox-static) ;;
+        cri) PKGS+=(containerd runc gcc libc6-dev) ;;
     esac
 done
 missing=()

@@ -207,3 +207,16 @@ def refund_to_host(pod: str, ifname: str) -> None:
     """What the kernel does with a physical NIC when its netns dies: back to the host under the pod name."""
     ip("-n", pod, "link", "set", ifname, "netns", "1")
     ip("netns", "del", pod)
+
+
+def assert_index_in_step(data_dir: str) -> None:
+    """After a crash and what followed it, the record index names exactly the records there are, each
+    with its device's keys (cni_hostdev/record_index.py): the follow-up repaired what the crash left."""
+    index, records = Path(data_dir) / ".index", Path(data_dir)
+    entries = sorted(p.name for p in index.iterdir()) if index.is_dir() else []
+    names = sorted(f"{p.parent.name}+{p.name}" for p in records.glob("*/*.json") if not p.parent.name.startswith("."))
+    assert sorted(e.split(":")[0] for e in entries) == names, (entries, names)
+    for entry in entries:
+        network, _, name = entry.split(":")[0].partition("+")
+        record = json.loads((records / network / name).read_text())
+        assert entry.split(":")[1:] == [f"addr-{record['mac'].replace(':', '_')}"], entry

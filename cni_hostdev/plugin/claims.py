@@ -129,10 +129,10 @@ def refuse_live_release_dead(
 ) -> bool:
     """Refuse what another live attachment (of any network) `holds`, naming it; give it back from
     the claims of dead pods. `attachment` (container, ifname) is the caller's own, never a claim.
-    The records weighed are those the index names for the device's keys (every record that can
-    hold it: cni_hostdev/record_index.py). Whether any claim was given back."""
+    The records weighed are those whose index entries share a key with the device (every record
+    that can hold it: cni_hostdev/record_index.py). Whether any claim was given back."""
     repaired = False
-    for record in holders(conf.data_dir, device_keys, device_keys[0] if device_keys else None):
+    for record in holders(conf.data_dir, device_keys):
         if (record.network, record.container_id, record.ifname) == (conf.name, *attachment) or not holds(record):
             continue
         if pods.alive(record):

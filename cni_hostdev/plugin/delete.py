@@ -11,7 +11,7 @@ from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
 from cni_hostdev.plugin.release import give_back, records_pod
-from cni_hostdev.state import CorruptRecord, StateStore
+from cni_hostdev.state import CorruptRecord, StateStore, index_missing
 
 log = logs.get_logger(__name__)
 
@@ -39,6 +39,8 @@ def handle(call: Call) -> None:
         log.warning("DEL %s/%s without its record: %s; %s", env.container_id, env.ifname, what, _aside(aside))
         return
     if record is None:
+        # An ADD killed before its record left an index entry, maybe: the index is set right.
+        index_missing(conf.data_dir)
         log.info("DEL %s/%s: nothing recorded, nothing to do", env.container_id, env.ifname)
         return
     logs.context(device=record.original_name or record.pci_address)

@@ -31,7 +31,7 @@ from cni_hostdev.plugin.claims import (
     refuse_live_claims_repair_dead,
 )
 from cni_hostdev.plugin.release import release_and_forget
-from cni_hostdev.state import Record, anything_waiting, every_record, holders
+from cni_hostdev.state import Record, anything_waiting, every_record, holders, index_missing
 
 log = logs.get_logger(__name__)
 
@@ -104,6 +104,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
     members: list[Member] = []
     held: set[int] = set()  # records accounted for by a device in the host
     node = NodeNetwork(rtnl)
+    index = index_missing(conf.data_dir) if records is None else None
     for candidate, link, waited in _in_host(conf, rtnl):
         pci = pci_address_of(link.name)
         member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
@@ -111,7 +112,9 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
         if waited is not None:
             member.why = f"home as {link.name} while {waited.original_name}, its name, is taken"
         weighed = (
-            records if records is not None else holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac))
+            records
+            if records is not None
+            else holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), index)
         )
         for record in weighed:
             if record.kind != "userspace" and identity.proof(record, link, identity.HOST, pci) is not None:
@@ -129,9 +132,21 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
             if refusal is not None:
                 member.state, member.why = HOST, refusal.msg
         members.append(member)
-    for record in records or []:
-        if id(record) in held:
-            continue
+    members += _in_pods(conf, [record for record in records or [] if id(record) not in held])
+    named = {id(m.candidate) for m in members}
+    for candidate in conf.pool:
+        if id(candidate) not in named:
+            why = f"devices[{candidate.position - 1}] ({candidate.describe()}) is not present on this node"
+            members.append(Member(candidate, ABSENT, why))
+    members.sort(key=lambda m: m.candidate.position)
+    return members
+
+
+def _in_pods(conf: NetConf, records: list[Record]) -> list[Member]:
+    """The pool's devices that records hold in pods (or in dead pods: stale), not seen in the host."""
+    assert conf.pool is not None
+    members = []
+    for record in records:
         matching = next((c for c in conf.pool if record_selected(c, record)), None)
         if matching is None:
             continue
@@ -148,12 +163,6 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
             member.state = STALE
             member.why += " whose netns is gone: the next ADD, DEL or GC gives it back"
         members.append(member)
-    named = {id(m.candidate) for m in members}
-    for candidate in conf.pool:
-        if id(candidate) not in named:
-            why = f"devices[{candidate.position - 1}] ({candidate.describe()}) is not present on this node"
-            members.append(Member(candidate, ABSENT, why))
-    members.sort(key=lambda m: m.candidate.position)
     return members
 
 
@@ -236,11 +245,11 @@ def give_back_refunded(conf: NetConf, host: Namespace) -> None:
     may match), carries our marker: its original name as its alias. Those few are looked up in the
     index, and given back under their own names before the pick, as members in their own right."""
     assert conf.pool is not None
-    for link in host.rtnl.links():
-        if not link.alias or link.alias == link.name or link.loopback:
-            continue
+    marked = [link for link in host.rtnl.links() if link.alias and link.alias != link.name and not link.loopback]
+    index = index_missing(conf.data_dir) if marked else {}
+    for link in marked:
         pci = pci_address_of(link.name)
-        for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac)):
+        for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), index):
             if record.original_name != link.alias or not selects(conf.pool, record) or pods.alive(record):
                 continue
             if identity.proof(record, link, identity.HOST, pci) is None:

@@ -40,7 +40,7 @@ log = logs.get_logger(__name__)
 
 
 def _path(data_dir: str, record: Record) -> str:
-    return os.path.join(data_dir, WAITING_DIR, record_index.entry_name(record.network, record.file_name()))
+    return os.path.join(data_dir, WAITING_DIR, record_index.record_entry(record.network, record.file_name()))
 
 
 def park(data_dir: str, record: Record, home: Link, squatter: Link) -> str:

@@ -291,31 +291,41 @@ def _waiting(data_dir: str, report: Report) -> None:
 
 
 def _index(data_dir: str, report: Report) -> None:
-    """The record index against the records (cni_hostdev/record_index.py): every ADD and repair set
-    it right; what is out of step now is only said."""
-    known = record_index.indexed(data_dir)
-    if not known and not os.path.isdir(os.path.join(data_dir, record_index.INDEX_DIR)):
-        return  # nothing indexed yet: the first ADD does it
-    lacking = [
-        f"{record.network}/{record.file_name()}"
+    """The record index against the records (cni_hostdev/record_index.py): every ADD and repair pass
+    sets it right; what is out of step now is only said."""
+    known = record_index.entries(data_dir)
+    records = {
+        record_index.record_entry(network, name)
+        for network in networks(data_dir)
+        for name in _names(os.path.join(data_dir, network))
+        if name.endswith(RECORD_SUFFIX) and not name.startswith(".")
+    }
+    lacking, stale = sorted(records - set(known)), sorted(set(known) - records)
+    wrong = sorted(
+        entry
         for record in every_record(data_dir, quiet=True)
-        if record_index.entry_name(record.network, record.file_name()) not in known
-    ]
-    if lacking:
-        report.add(
-            INFO,
-            "index",
-            f"{len(lacking)} record(s) of {data_dir} on node {node_name()} are not in the record index yet "
-            f"({', '.join(lacking[:3])}): the next ADD or repair pass indexes them",
-        )
-    stale = record_index.stale_entries(data_dir, remove_them=False)
-    if stale:
-        report.add(
-            INFO,
-            "index",
-            f"{len(stale)} record index entries of {data_dir} on node {node_name()} name records that are gone "
-            f"({', '.join(stale[:3])}): the next repair pass clears them",
-        )
+        if known.get(entry := record_index.record_entry(record.network, record.file_name()), record.keys())
+        != record.keys()
+    )
+    for what, entries in (
+        ("are not in the record index yet", lacking),
+        ("are gone but still indexed", stale),
+        ("are indexed under keys their devices do not have", wrong),
+    ):
+        if entries:
+            report.add(
+                INFO,
+                "index",
+                f"{len(entries)} state record(s) of {data_dir} on node {node_name()} {what} "
+                f"({', '.join(entries[:3])}): the next ADD or repair pass sets the index right",
+            )
+
+
+def _names(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
 
 
 def _data_dir(data_dir: str, report: Report) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import time
 
-from cni_hostdev import logfile, logs, netns, record_index
+from cni_hostdev import logfile, logs, netns
 from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import DEFAULT_TIMEOUT, device_lock
 from cni_hostdev.plugin.release import release_records
@@ -142,12 +142,11 @@ def _rename_waiting(data_dir: str, log_files: dict[str, logfile.LogFile]) -> int
 
 
 def _index(data_dir: str) -> int:
-    """The record index in step with the records (cni_hostdev/record_index.py): entries a record
-    lacks are added, those a crash left without a record are cleared. 1 if it could not be done."""
+    """The record index in step with the records (cni_hostdev/record_index.py), as every lookup
+    sets it: entries a record lacks are added, those a crash left without a record dropped. 1 if it
+    could not be done."""
     try:
-        index_missing(data_dir)
-        for entry in record_index.stale_entries(data_dir, remove_them=True):
-            log.info("cleared index entry %s: its record is gone", entry)
+        index_missing(data_dir, verify=True)
     except OSError as err:
         log.error("cannot check the record index of %s: %s", data_dir, err)
         return 1

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 REFERENCE = "/usr/lib/cni/host-device"
@@ -195,6 +195,157 @@ def report(variants: dict[str, Variant], opts: argparse.Namespace, work: str) ->
         print(f"- {name}: {parallel_adds(plugin, opts.parallel, os.path.join(work, f'storm-{n}')):.2f} s")
 
 
+# --- scale ---------------------------------------------------------------------------------------
+
+SCALES = (0, 100, 1000)  # live attachments in the data dir
+HOST_LINKS = 1000  # links in the host namespace, for the other axis
+NETWORKS = 4
+
+
+def run_plugin(plugin: Variant, command: str, conf: dict[str, object], env: dict[str, str]) -> tuple[float, str]:
+    """Seconds of one exec that must succeed, and its stdout."""
+    full = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni", **env}
+    start = time.perf_counter()
+    proc = subprocess.run([plugin], input=json.dumps(conf).encode(), capture_output=True, env=full)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{plugin} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+    return took, proc.stdout.decode()
+
+
+def populate(ours: Variant, data_dir: str, count: int, names: Names) -> None:
+    """`count` live attachments in `data_dir`, over NETWORKS networks: one real (a veth in a live pod,
+    added by our plugin), the rest its record copied with other containers and devices, all pinned
+    to that live pod, as a node with many VFs in pods has them."""
+    if not count:
+        return
+    dev, pod = names.veth(), names.pod()
+    env = {"CNI_CONTAINERID": "live-0", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
+    run_plugin(ours, "ADD", conf_for(dev, data_dir, "scale-0"), env)
+    with open(os.path.join(data_dir, "scale-0", "live-0-net1.json")) as f:
+        real = json.load(f)
+    for n in range(1, count):
+        network = f"scale-{n % NETWORKS}"
+        os.makedirs(os.path.join(data_dir, network), 0o700, exist_ok=True)
+        copy = {
+            **real,
+            "network": network,
+            "container_id": f"live-{n}",
+            "original_name": f"vf{n}",
+            "mac": f"02:00:00:00:{n // 256:02x}:{n % 256:02x}",
+            "ifindex": 100000 + n,
+        }
+        with open(os.path.join(data_dir, network, f"live-{n}-net1.json"), "w") as f:
+            json.dump(copy, f)
+
+
+def host_links(count: int, names: Names) -> None:
+    """`count` links in the host (veth pairs), at once through `ip -batch`."""
+    first = names.serial + 1
+    names.serial += count // 2
+    batch = "".join(f"link add {TAG}{n}a type veth peer name {TAG}{n}b\n" for n in range(first, first + count // 2))
+    subprocess.run(["ip", "-batch", "-"], input=batch.encode(), check=True, capture_output=True)
+    names.links += [f"{TAG}{n}a" for n in range(first, first + count // 2)]
+
+
+def scale_round(
+    variants: dict[str, Variant], data_dir: str, rounds: int, names: Names
+) -> dict[str, dict[str, list[float]]]:
+    """Interleaved ADD, CHECK, DEL of one more device, each variant in turn."""
+    times: dict[str, dict[str, list[float]]] = {name: {"ADD": [], "CHECK": [], "DEL": []} for name in variants}
+    dev, pod = names.veth(), names.pod()
+    env = {"CNI_CONTAINERID": "measured", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
+    conf = conf_for(dev, data_dir)
+    for plugin in variants.values():  # once each, unmeasured: a first call indexes what it must
+        run_plugin(plugin, "ADD", conf, env)
+        run_plugin(plugin, "DEL", conf, env)
+    order = list(variants.items())
+    for round_number in range(rounds):
+        turn = round_number % len(order)
+        for name, plugin in order[turn:] + order[:turn]:
+            took, out = run_plugin(plugin, "ADD", conf, env)
+            times[name]["ADD"].append(took)
+            times[name]["CHECK"].append(run_plugin(plugin, "CHECK", {**conf, "prevResult": json.loads(out)}, env)[0])
+            times[name]["DEL"].append(run_plugin(plugin, "DEL", conf, env)[0])
+    return times
+
+
+def node_tools(ours: Variant, data_dir: str, rounds: int) -> dict[str, float]:
+    """Medians (ms) of what may be linear in the attachments: GC (every attachment valid, so it
+    weighs each and gives nothing back), one repair pass, doctor, inventory."""
+    valid = []
+    for network in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
+        if not network.startswith("."):
+            names = os.listdir(os.path.join(data_dir, network))
+            valid += [{"containerID": n[: -len("-net1.json")], "ifname": "net1"} for n in names if n.endswith(".json")]
+    tool_env = {"PATH": os.environ["PATH"]}
+    conf_dir = tempfile.mkdtemp(prefix="tbench-conf")  # no network to check: the data dir's cost alone
+    calls: dict[str, Callable[[], object]] = {
+        "GC": lambda: run_plugin(
+            ours,
+            "GC",
+            {**conf_for("none", data_dir, "scale-0"), "cniVersion": "1.1.0", "cni.dev/valid-attachments": valid},
+            {},
+        ),
+        "repair --once": lambda: subprocess.run(
+            [ours, "repair", "--once", "--data-dir", data_dir], env=tool_env, capture_output=True
+        ),
+        "doctor": lambda: subprocess.run(
+            [ours, "doctor", "--conf-dir", conf_dir, "--data-dir", data_dir], env=tool_env, capture_output=True
+        ),
+        "inventory": lambda: subprocess.run(
+            [ours, "inventory", "--data-dir", data_dir], env=tool_env, capture_output=True
+        ),
+    }
+    medians = {}
+    for label, call in calls.items():
+        samples = []
+        for _ in range(max(3, rounds // 4)):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+        medians[label] = statistics.median(samples) * 1000
+    os.rmdir(conf_dir)
+    return medians
+
+
+def scale(variants: dict[str, Variant], rounds: int, work: str) -> None:
+    """ADD, CHECK and DEL of one more device with 0, 100 and 1000 live attachments in the data dir,
+    and with 1000 links in the host: ours against the reference, interleaved, in one run."""
+    ours = variants["ours: static single file"]
+    print(f"\nScale: ADD, CHECK and DEL of one more device; medians of {rounds} interleaved rounds in ms;")
+    print("ratio = against the reference in the same row; vs 0 = against the same variant with an empty data dir\n")
+    print("| node | variant | ADD | CHECK | DEL | ADD ratio | DEL ratio | ADD vs 0 | DEL vs 0 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    empty: dict[str, dict[str, float]] = {}
+    rows: list[tuple[str, dict[str, dict[str, list[float]]]]] = []
+    tools: dict[int, dict[str, float]] = {}
+    with fresh_names() as names:
+        for count in SCALES:
+            data_dir = os.path.join(work, f"scale-{count}")
+            populate(ours, data_dir, count, names)
+            rows.append((f"{count} live attachments", scale_round(variants, data_dir, rounds, names)))
+            tools[count] = node_tools(ours, data_dir, rounds)
+        host_links(HOST_LINKS, names)
+        rows.append(
+            (f"{HOST_LINKS} links in the host", scale_round(variants, os.path.join(work, "links"), rounds, names))
+        )
+    ref_name = "reference Go host-device"
+    for label, times in rows:
+        medians = {name: {c: statistics.median(v) * 1000 for c, v in data.items()} for name, data in times.items()}
+        for name, m in medians.items():
+            empty.setdefault(name, m)
+            ratio = [f"{m[c] / medians[ref_name][c]:.2f}x" for c in ("ADD", "DEL")]
+            base = [f"{m[c] / empty[name][c]:.2f}x" for c in ("ADD", "DEL")]
+            cells = f"{m['ADD']:.1f} | {m['CHECK']:.1f} | {m['DEL']:.1f}"
+            print(f"| {label} | {name} | {cells} | {' | '.join(ratio)} | {' | '.join(base)} |")
+    print("\nOurs, what may be linear in the attachments (medians in ms; GC weighs every attachment as valid):\n")
+    print("| live attachments | " + " | ".join(tools[SCALES[0]]) + " |")
+    print("|---|" + "---|" * len(tools[SCALES[0]]))
+    for count, timing in tools.items():
+        print(f"| {count} | " + " | ".join(f"{ms:.0f}" for ms in timing.values()) + " |")
+
+
 # --- --profile ---------------------------------------------------------------------------------
 
 PHASES = (
@@ -350,6 +501,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="also split our execs into phases")
     parser.add_argument("--no-bench", action="store_true", help="with --profile: only the phases")
     parser.add_argument("--compare", metavar="FILE", help="another single file (an older build) as one more row")
+    parser.add_argument("--scale", action="store_true", help="also ADD/CHECK/DEL at 0, 100, 1000 attachments")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tbench")
     try:
@@ -365,6 +517,9 @@ def main() -> int:
             variants[f"compared: {opts.compare}"] = os.path.abspath(opts.compare)
         if not opts.no_bench:
             report(variants, opts, work)
+        if opts.scale:
+            scaled = {k: v for k, v in variants.items() if k != "ours: installed (unpacked)"}
+            scale(scaled, opts.rounds, work)
         if opts.profile:
             profile(variants, opts.rounds, work)
     finally:

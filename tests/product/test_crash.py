@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from cni_hostdev.move import STAGING_DIR
-from tests.conftest import Plugin, Sandbox, conf_for, is_up, link_json, link_names, pod_env
+from tests.conftest import Plugin, Sandbox, assert_index_in_step, conf_for, is_up, link_json, link_names, pod_env
 
 ADD_STEPS = {
-    "atomic": ["record-written", "moved-to-pod", "up", "attached", "ipam-added", "ipam-applied"],
+    "atomic": ["indexed", "record-written", "moved-to-pod", "up", "attached", "ipam-added", "ipam-applied"],
     "rename-then-move": [
+        "indexed",
         "record-written",
         "moved-to-staging",
         "renamed",
@@ -91,6 +92,7 @@ def test_sigkill_during_add(source_plugin: Plugin, sandbox: Sandbox, strategy: s
         _assert_home(dev, 1500, pod)
     assert _staging_leftovers(container) == [], "no staging netns is left mounted"
     assert not os.listdir(Path(source_plugin.data_dir) / "tnet")
+    assert_index_in_step(source_plugin.data_dir)
 
 
 def test_add_killed_before_the_first_staging_netns_of_the_boot(source_plugin: Plugin, sandbox: Sandbox) -> None:
@@ -110,18 +112,25 @@ def test_add_killed_before_the_first_staging_netns_of_the_boot(source_plugin: Pl
     _assert_home(dev, 1500, pod)
 
 
+@pytest.mark.parametrize("step", ["returned-home", "unindexed"])
 @pytest.mark.parametrize("strategy", ["atomic", "rename-then-move"])
-def test_sigkill_during_del_then_del_again(source_plugin: Plugin, sandbox: Sandbox, strategy: str) -> None:
+def test_sigkill_during_del_then_del_again(source_plugin: Plugin, sandbox: Sandbox, strategy: str, step: str) -> None:
     dev, _ = sandbox.veth()
     pod = sandbox.pod()
     conf = conf_for(source_plugin, device=dev, moveStrategy=strategy)
     assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
-    killed = source_plugin.run(
-        "DEL", conf, **pod_env(pod), CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT="returned-home"
-    )
+    killed = source_plugin.run("DEL", conf, **pod_env(pod), CNI_HOSTDEV_TESTING="1", CNI_HOSTDEV_KILL_AT=step)
     assert killed.status == -signal.SIGKILL
     assert dev in link_names(), "the move home happened before the kill"
+    if step == "unindexed":  # a record the index lacks: the next lookup (another device's ADD) reads it
+        other, _ = sandbox.veth("o")
+        assert (
+            source_plugin.run("ADD", conf_for(source_plugin, device=other), **pod_env(sandbox.pod("o"), "o")).status
+            == 0
+        )
+        assert_index_in_step(source_plugin.data_dir)
     again = source_plugin.run("DEL", conf, **pod_env(pod))
     assert again.status == 0, again.stdout
     _assert_home(dev, 1500, pod)
-    assert not os.listdir(Path(source_plugin.data_dir) / "tnet")
+    assert os.listdir(Path(source_plugin.data_dir) / "tnet") == (["o-net1.json"] if step == "unindexed" else [])
+    assert_index_in_step(source_plugin.data_dir)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import Plugin, Sandbox, conf_for, ip, link_json, pod_env
+from tests.conftest import Plugin, Sandbox, assert_index_in_step, conf_for, ip, link_json, pod_env
 
 ROUNDS = 32
 
@@ -61,3 +61,4 @@ def test_a_retried_del_finishes_whatever_a_killed_add_or_del_began(
         assert home["mtu"] == 1400, f"round {n} (seed {seed}): MTU {home['mtu']}"
         assert not home.get("ifalias"), f"round {n} (seed {seed}): alias {home.get('ifalias')!r} left"
         assert link_json("net1", pod) is None
+        assert_index_in_step(binary_plugin.data_dir)
