@@ -91,47 +91,64 @@ def remove(data_dir: str, device_keys: list[str], record: str) -> None:
         pass
 
 
-def entries(data_dir: str) -> dict[str, list[str]]:
-    """What the index knows: each record (`network+file`) with the keys of its device."""
+def entries(data_dir: str) -> list[str]:
+    """The index's entries, as they are named: `record:key:key…`."""
     try:
-        names = os.listdir(os.path.join(data_dir, INDEX_DIR))
+        return os.listdir(os.path.join(data_dir, INDEX_DIR))
     except FileNotFoundError:
-        return {}
-    known: dict[str, list[str]] = {}
-    for name in names:
-        record, *device_keys = name.split(":")
-        known[record] = device_keys
-    return known
+        return []
+
+
+def parse(entry: str) -> tuple[str, list[str]]:
+    """(record, the keys of its device) of an entry."""
+    record, *device_keys = entry.split(":")
+    return record, device_keys
+
+
+def sharing(names: list[str], device_keys: list[str]) -> list[str]:
+    """The records whose entries carry one of `device_keys` (a key is whole between `:`s)."""
+    found: list[str] = []
+    for key in device_keys:
+        tail = f":{key}"
+        inner = f"{tail}:"
+        found += [name.partition(":")[0] for name in names if name.endswith(tail) or inner in name]
+    return list(dict.fromkeys(found))
 
 
 def reconcile(
     data_dir: str,
-    records: dict[str, str],
+    records: set[str],
     keys_of: Callable[[str], list[str] | None],
     busy: Callable[[str], bool],
     verify: bool,
-) -> dict[str, list[str]]:
-    """Set the index right against `records` (each record's entry name and path) and return what it
-    knows then: a record it lacks is read (`keys_of` its path) and indexed; an entry whose record is
-    gone, and whose writer is gone too (`busy`: the lock of its device's first key is free), is
-    dropped. With `verify`, every record is read and its entry's keys checked against it."""
-    known = entries(data_dir)
+) -> list[str]:
+    """Set the index right against `records` (the records there are, as `network+file`) and return
+    its entries then: a record it lacks is read (`keys_of` its entry) and indexed; an entry whose
+    record is gone, and whose writer is gone too (`busy`: the lock of its device's first key is
+    held), is dropped. With `verify`, every record is read and its entry's keys checked against it.
+    The common case (nothing to do) costs two directory listings and two set differences."""
+    names = entries(data_dir)
+    indexed = {name.partition(":")[0] for name in names}
+    unknown = records if verify else records - indexed
+    gone = indexed - records
+    if not unknown and not gone:
+        return names
+    by_record = {name.partition(":")[0]: name for name in names}
     missing = []
-    for record, path in records.items():
-        indexed = known.get(record)
-        if indexed is not None and not verify:
-            continue
-        device_keys = keys_of(path)
-        if device_keys is not None and device_keys != indexed:
-            if indexed is not None:
-                remove(data_dir, indexed, record)
+    for record in sorted(unknown):
+        device_keys = keys_of(record)
+        known = parse(by_record[record])[1] if record in by_record else None
+        if device_keys is not None and device_keys != known:
+            if known is not None:
+                remove(data_dir, known, record)
             add(data_dir, device_keys, record)
-            known[record] = device_keys
+            by_record[record] = _entry(record, device_keys)
             missing.append(record)
-    for record in [
-        r for r, device_keys in known.items() if r not in records and not (device_keys and busy(device_keys[0]))
-    ]:
-        remove(data_dir, known.pop(record), record)
+    for record in gone:
+        device_keys = parse(by_record[record])[1]
+        if not (device_keys and busy(device_keys[0])):
+            remove(data_dir, device_keys, record)
+            del by_record[record]
     if missing:
         log.info("indexed %d state record(s) the record index lacked: %s", len(missing), ", ".join(missing[:5]))
-    return known
+    return list(by_record.values())

@@ -22,6 +22,7 @@ from cni_hostdev.locks import busy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Literal
 
     from cni_hostdev.netlink import Link
@@ -346,18 +347,16 @@ def anything_waiting(data_dir: str) -> bool:
     return any(not name.startswith(".") for name in _names(os.path.join(data_dir, WAITING_DIR)))
 
 
-def holders(data_dir: str, device_keys: list[str], index: dict[str, list[str]] | None = None) -> list[Record]:
+def holders(data_dir: str, device_keys: list[str], index: list[str] | None = None) -> list[Record]:
     """The readable records that share a key with a device: those that may hold it, each still to be
     weighed by identity.proof (cni_hostdev/record_index.py). `index`: what index_missing returned
     (for several devices in one call), else it is set right first."""
-    wanted = set(device_keys)
     found = []
-    for entry, keys in (index if index is not None else index_missing(data_dir)).items():
+    names = index if index is not None else index_missing(data_dir)
+    for entry in record_index.sharing(names, device_keys):
         path = record_index.record_path(data_dir, entry)
-        if path is None or not wanted.intersection(keys):
-            continue
         try:
-            record = StateStore(data_dir, "").load_path(path)
+            record = StateStore(data_dir, "").load_path(path) if path else None
         except CniError as err:
             log.warning("skipping state record: %s", err.msg)
             continue
@@ -366,24 +365,28 @@ def holders(data_dir: str, device_keys: list[str], index: dict[str, list[str]] |
     return found
 
 
-def index_missing(data_dir: str, *, verify: bool = False) -> dict[str, list[str]]:
-    """The record index set right against the records, and returned (record_index.reconcile): the
-    records are listed first, so that one written meanwhile has its entry by then (written first)."""
+def index_missing(data_dir: str, *, verify: bool = False) -> list[str]:
+    """The record index set right against the records, and its entries returned (record_index.reconcile):
+    the records are listed first, so that one written meanwhile has its entry by then (written first)."""
     records = {
-        record_index.record_entry(network, name): os.path.join(data_dir, network, name)
+        f"{network}+{name}"
         for network in networks(data_dir)
-        for name in _names(os.path.join(data_dir, network))
-        if name.endswith(RECORD_SUFFIX) and not name.startswith(".")
+        for name in _names(f"{data_dir}/{network}")
+        if name.endswith(RECORD_SUFFIX)  # a temp file of a write in progress ends otherwise
     }
-    return record_index.reconcile(data_dir, records, _keys_of_record_at, lambda key: busy(data_dir, key), verify)
+    return record_index.reconcile(data_dir, records, _keys_of(data_dir), lambda key: busy(data_dir, key), verify)
 
 
-def _keys_of_record_at(path: str) -> list[str] | None:
-    try:
-        record = StateStore("", "").load_path(path)
-    except CniError:
-        return None  # unreadable: skipped by every reader alike
-    return record.keys() if record is not None else None
+def _keys_of(data_dir: str) -> Callable[[str], list[str] | None]:
+    def keys_of(entry: str) -> list[str] | None:
+        path = record_index.record_path(data_dir, entry)
+        try:
+            record = StateStore(data_dir, "").load_path(path) if path else None
+        except CniError:
+            return None  # unreadable: skipped by every reader alike
+        return record.keys() if record is not None else None
+
+    return keys_of
 
 
 def _names(directory: str) -> list[str]:

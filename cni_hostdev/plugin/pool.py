@@ -246,7 +246,7 @@ def give_back_refunded(conf: NetConf, host: Namespace) -> None:
     index, and given back under their own names before the pick, as members in their own right."""
     assert conf.pool is not None
     marked = [link for link in host.rtnl.links() if link.alias and link.alias != link.name and not link.loopback]
-    index = index_missing(conf.data_dir) if marked else {}
+    index = index_missing(conf.data_dir) if marked else []
     for link in marked:
         pci = pci_address_of(link.name)
         for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), index):

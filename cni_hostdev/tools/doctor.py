@@ -293,7 +293,7 @@ def _waiting(data_dir: str, report: Report) -> None:
 def _index(data_dir: str, report: Report) -> None:
     """The record index against the records (cni_hostdev/record_index.py): every ADD and repair pass
     sets it right; what is out of step now is only said."""
-    known = record_index.entries(data_dir)
+    known = dict(record_index.parse(entry) for entry in record_index.entries(data_dir))
     records = {
         record_index.record_entry(network, name)
         for network in networks(data_dir)
