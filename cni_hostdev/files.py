@@ -47,8 +47,13 @@ def write_atomically(
             pass
         raise
     if durable:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(directory)
+
+
+def fsync_directory(directory: str) -> None:
+    """Make the names in `directory` durable: a file created or renamed there survives a power loss."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 
 from cni_hostdev import logs
+from cni_hostdev.files import fsync_directory
 from cni_hostdev.names import plain
 
 TYPE_CHECKING = False
@@ -76,11 +77,7 @@ def add(data_dir: str, device_keys: list[str], record: str, *, durable: bool = T
         fd = os.open(os.path.join(root, entry), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     os.close(fd)
     if durable:
-        directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(root)
 
 
 def remove(data_dir: str, device_keys: list[str], record: str) -> None:
