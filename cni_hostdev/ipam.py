@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 from cni_hostdev import logs, netns, routing
 from cni_hostdev.config import NetConf
@@ -16,6 +13,11 @@ from cni_hostdev.jsontext import dumps, loads
 from cni_hostdev.netlink import IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
 from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS, compare
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: typing, and socket's enums, cost a CHECK more than its work
+    from collections.abc import Mapping
+    from typing import Any
 
 log = logs.get_logger(__name__)
 EXEC_TIMEOUT = 60.0
@@ -214,6 +216,7 @@ def apply(pod_fd: int, pod: Rtnl, link: Link, result: Result) -> None:
 def _announce(link: Link, ip: IPConfig) -> None:
     """Gratuitous ARP / unsolicited NA, so neighbours learn the device's MAC for the address."""
     import ipaddress  # lazily: ADDs without IPAM load this module too
+    import socket  # likewise: its enum classes cost more than the two packets
 
     address = ipaddress.ip_interface(ip.address).ip
     mac = bytes.fromhex(link.mac.replace(":", ""))

@@ -143,9 +143,13 @@ def reconcile(
             missing.append(record)
     for record in gone:
         device_keys = parse(by_record[record])[1]
-        if not (device_keys and busy(device_keys[0])):
-            remove(data_dir, device_keys, record)
-            del by_record[record]
+        if device_keys and busy(device_keys[0]):
+            continue  # its writer is between the entry and the record
+        path = record_path(data_dir, record)
+        if path is not None and os.path.exists(path):
+            continue  # written since the records were listed (its writer is done by now)
+        remove(data_dir, device_keys, record)
+        del by_record[record]
     if missing:
         log.info("indexed %d state record(s) the record index lacked: %s", len(missing), ", ".join(missing[:5]))
     return list(by_record.values())

@@ -63,6 +63,11 @@ DEL = STANDARD | PYROUTE2 | OURS_FOR_EVERY_CALL | {"cni_hostdev.plugin.delete"}
 
 
 def imports_of(command: str, conf: dict[str, object], env: dict[str, str], listing: Path) -> set[str]:
+    return run_listed(command, conf, env, listing)[0]
+
+
+def run_listed(command: str, conf: dict[str, object], env: dict[str, str], listing: Path) -> tuple[set[str], str]:
+    """What the command imported, and what it printed."""
     proc = subprocess.run(
         [*frozen_like(LISTING), str(listing)],
         input=json.dumps(conf).encode(),
@@ -71,7 +76,7 @@ def imports_of(command: str, conf: dict[str, object], env: dict[str, str], listi
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, **env},
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-    return set(listing.read_text().split())
+    return set(listing.read_text().split()), proc.stdout.decode()
 
 
 def test_an_add_and_a_del_import_exactly_these_modules(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -89,3 +94,22 @@ def test_an_add_and_a_del_import_exactly_these_modules(sandbox: Sandbox, tmp_pat
     deleted = imports_of("DEL", conf, env, tmp_path / "del")
     assert added == ADD, f"new: {sorted(added - ADD)}, gone: {sorted(ADD - added)}"
     assert deleted == DEL, f"new: {sorted(deleted - DEL)}, gone: {sorted(DEL - deleted)}"
+
+
+# What a CHECK without IPAM may not load: typing, socket's enums, subprocess (IPAM's exec) ... (it does
+# load ipaddress, with functools and collections, to compare the addresses it reads with the result's).
+HEAVY = {"typing", "socket", "subprocess", "selectors", "enum", "re", "json", "ctypes"}
+
+
+def test_a_check_without_ipam_loads_nothing_heavy(sandbox: Sandbox, tmp_path: Path) -> None:
+    device, _ = sandbox.veth()
+    pod = sandbox.pod()
+    conf: dict[str, object] = {
+        "cniVersion": "1.1.0", "name": "tnet", "type": "host-device", "device": device, "dataDir": str(tmp_path),
+    }  # fmt: skip
+    env = {"CNI_CONTAINERID": "check", "CNI_NETNS": netns_path(pod), "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
+    _, added = run_listed("ADD", conf, env, tmp_path / "add")
+    checked, _ = run_listed("CHECK", {**conf, "prevResult": json.loads(added)}, env, tmp_path / "check")
+    assert "cni_hostdev.plugin.check" in checked
+    assert not checked & HEAVY, sorted(checked & HEAVY)
+    run_listed("DEL", conf, env, tmp_path / "del")
