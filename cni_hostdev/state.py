@@ -245,7 +245,7 @@ class StateStore:
         path = self._path(record.container_id, record.ifname)
         if durable:
             try:
-                record_index.add(self.root, record.keys(), record_index.record_entry(self.network, record.file_name()))
+                record_index.add(self.root, record.keys(), self.network, record.file_name())
             except OSError as err:
                 raise CniError(STATE_FAILURE, f"cannot index state record {path}: {err.strerror}") from None
             checkpoint("indexed")
@@ -297,7 +297,7 @@ class StateStore:
     def forget(self, record: Record) -> None:
         """The attachment's index entries, then its record: killed in between, the record is still
         there for the retry, and the next lookup indexes it again (index_missing)."""
-        record_index.remove(self.root, record.keys(), record_index.record_entry(self.network, record.file_name()))
+        record_index.remove(self.root, record.keys(), self.network, record.file_name())
         checkpoint("unindexed")
         try:
             os.unlink(self._path(record.container_id, record.ifname))
@@ -347,16 +347,16 @@ def anything_waiting(data_dir: str) -> bool:
     return any(not name.startswith(".") for name in _names(os.path.join(data_dir, WAITING_DIR)))
 
 
-def holders(data_dir: str, device_keys: list[str], index: list[str] | None = None) -> list[Record]:
-    """The readable records that share a key with a device: those that may hold it, each still to be
-    weighed by identity.proof (cni_hostdev/record_index.py). `index`: what index_missing returned
-    (for several devices in one call), else it is set right first."""
+def holders(data_dir: str, device_keys: list[str], *, checked: bool = False) -> list[Record]:
+    """The readable records filed under one of a device's keys: those that may hold it, each still
+    to be weighed by identity.proof (cni_hostdev/record_index.py). The index is set right against
+    the records first, unless the caller just did (`checked`: several devices in one call)."""
+    if not checked:
+        index_missing(data_dir)
     found = []
-    names = index if index is not None else index_missing(data_dir)
-    for entry in record_index.sharing(names, device_keys):
-        path = record_index.record_path(data_dir, entry)
+    for network, record_file in record_index.filed_under(data_dir, device_keys):
         try:
-            record = StateStore(data_dir, "").load_path(path) if path else None
+            record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, record_file))
         except CniError as err:
             log.warning("skipping state record: %s", err.msg)
             continue
@@ -366,22 +366,21 @@ def holders(data_dir: str, device_keys: list[str], index: list[str] | None = Non
 
 
 def index_missing(data_dir: str, *, verify: bool = False) -> list[str]:
-    """The record index set right against the records, and its entries returned (record_index.reconcile):
-    the records are listed first, so that one written meanwhile has its entry by then (written first)."""
-    records = {
-        f"{network}+{name}"
-        for network in networks(data_dir)
-        for name in _names(f"{data_dir}/{network}")
-        if name.endswith(RECORD_SUFFIX)  # a temp file of a write in progress ends otherwise
-    }
-    return record_index.reconcile(data_dir, records, _keys_of(data_dir), lambda key: busy(data_dir, key), verify)
+    """The record index set right against the records (record_index.reconcile); what was missing."""
+    return record_index.reconcile(
+        data_dir,
+        networks(data_dir),
+        lambda network: [n for n in _names(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)],
+        _keys_of(data_dir),
+        lambda key: busy(data_dir, key),
+        verify,
+    )
 
 
-def _keys_of(data_dir: str) -> Callable[[str], list[str] | None]:
-    def keys_of(entry: str) -> list[str] | None:
-        path = record_index.record_path(data_dir, entry)
+def _keys_of(data_dir: str) -> Callable[[str, str], list[str] | None]:
+    def keys_of(network: str, record_file: str) -> list[str] | None:
         try:
-            record = StateStore(data_dir, "").load_path(path) if path else None
+            record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, record_file))
         except CniError:
             return None  # unreadable: skipped by every reader alike
         return record.keys() if record is not None else None

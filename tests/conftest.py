@@ -210,13 +210,18 @@ def refund_to_host(pod: str, ifname: str) -> None:
 
 
 def assert_index_in_step(data_dir: str) -> None:
-    """After a crash and what followed it, the record index names exactly the records there are, each
-    with its device's keys (cni_hostdev/record_index.py): the follow-up repaired what the crash left."""
-    index, records = Path(data_dir) / ".index", Path(data_dir)
-    entries = sorted(p.name for p in index.iterdir()) if index.is_dir() else []
-    names = sorted(f"{p.parent.name}+{p.name}" for p in records.glob("*/*.json") if not p.parent.name.startswith("."))
-    assert sorted(e.split(":")[0] for e in entries) == names, (entries, names)
-    for entry in entries:
-        network, _, name = entry.split(":")[0].partition("+")
-        record = json.loads((records / network / name).read_text())
-        assert entry.split(":")[1:] == [f"addr-{record['mac'].replace(':', '_')}"], entry
+    """The record index names exactly the records there are, each under its device's keys (a veth's:
+    its MAC), and files no key of a record that is gone (cni_hostdev/record_index.py)."""
+    root, records = Path(data_dir) / ".index", Path(data_dir)
+    present = {
+        (p.parent.name, p.name): json.loads(p.read_text())
+        for p in records.glob("*/*.json")
+        if not p.parent.name.startswith(".")
+    }
+    known = {
+        (p.parent.name, p.name.split(":")[0]): p.name.split(":")[1:] for p in root.glob("records/*/*") if p.is_file()
+    }
+    expected = {where: [f"addr-{record['mac'].replace(':', '_')}"] for where, record in present.items()}
+    assert known == expected, (known, expected)
+    filed = {(p.parent.name, *p.name.split("+", 1)) for p in root.glob("keys/*/*")}
+    assert filed == {(keys[0], *where) for where, keys in expected.items()}, filed

@@ -104,7 +104,8 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
     members: list[Member] = []
     held: set[int] = set()  # records accounted for by a device in the host
     node = NodeNetwork(rtnl)
-    index = index_missing(conf.data_dir) if records is None else None
+    if records is None:
+        index_missing(conf.data_dir)
     for candidate, link, waited in _in_host(conf, rtnl):
         pci = pci_address_of(link.name)
         member = Member(candidate, FREE, link=link, name=link.name, mac=link.perm_mac or link.mac, pci=pci)
@@ -114,7 +115,7 @@ def survey(conf: NetConf, rtnl: Rtnl, records: list[Record] | None) -> list[Memb
         weighed = (
             records
             if records is not None
-            else holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), index)
+            else holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), checked=True)
         )
         for record in weighed:
             if record.kind != "userspace" and identity.proof(record, link, identity.HOST, pci) is not None:
@@ -246,10 +247,11 @@ def give_back_refunded(conf: NetConf, host: Namespace) -> None:
     index, and given back under their own names before the pick, as members in their own right."""
     assert conf.pool is not None
     marked = [link for link in host.rtnl.links() if link.alias and link.alias != link.name and not link.loopback]
-    index = index_missing(conf.data_dir) if marked else []
+    if marked:
+        index_missing(conf.data_dir)
     for link in marked:
         pci = pci_address_of(link.name)
-        for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), index):
+        for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), checked=True):
             if record.original_name != link.alias or not selects(conf.pool, record) or pods.alive(record):
                 continue
             if identity.proof(record, link, identity.HOST, pci) is None:

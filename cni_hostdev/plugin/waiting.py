@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 
-from cni_hostdev import identity, logs, record_index
+from cni_hostdev import identity, logs
 from cni_hostdev.errors import STATE_FAILURE, CniError, node_name
 from cni_hostdev.files import write_atomically
 from cni_hostdev.jsontext import dumps_lines, loads
@@ -40,7 +40,7 @@ log = logs.get_logger(__name__)
 
 
 def _path(data_dir: str, record: Record) -> str:
-    return os.path.join(data_dir, WAITING_DIR, record_index.record_entry(record.network, record.file_name()))
+    return os.path.join(data_dir, WAITING_DIR, f"{record.network}+{record.file_name()}")
 
 
 def park(data_dir: str, record: Record, home: Link, squatter: Link) -> str:

@@ -291,22 +291,19 @@ def _waiting(data_dir: str, report: Report) -> None:
 
 
 def _index(data_dir: str, report: Report) -> None:
-    """The record index against the records (cni_hostdev/record_index.py): every ADD and repair pass
-    sets it right; what is out of step now is only said."""
-    known = dict(record_index.parse(entry) for entry in record_index.entries(data_dir))
-    records = {
-        record_index.record_entry(network, name)
-        for network in networks(data_dir)
-        for name in _names(os.path.join(data_dir, network))
-        if name.endswith(RECORD_SUFFIX) and not name.startswith(".")
-    }
-    lacking, stale = sorted(records - set(known)), sorted(set(known) - records)
-    wrong = sorted(
-        entry
-        for record in every_record(data_dir, quiet=True)
-        if known.get(entry := record_index.record_entry(record.network, record.file_name()), record.keys())
-        != record.keys()
-    )
+    """The record index against the records (cni_hostdev/record_index.py): every ADD, DEL, GC and
+    repair pass sets it right; what is out of step now is only said."""
+    lacking, stale, wrong = [], [], []
+    for network in networks(data_dir):
+        known = record_index.known(data_dir, network)
+        files = {n for n in _names(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)}
+        lacking += [f"{network}/{n}" for n in sorted(files - set(known))]
+        stale += [f"{network}/{n}" for n in sorted(set(known) - files)]
+    for record in every_record(data_dir, quiet=True):
+        filed = record_index.filed_under(data_dir, record.keys())
+        keys = record_index.known(data_dir, record.network).get(record.file_name())
+        if keys is not None and (keys != record.keys() or (record.network, record.file_name()) not in filed):
+            wrong.append(f"{record.network}/{record.file_name()}")
     for what, entries in (
         ("are not in the record index yet", lacking),
         ("are gone but still indexed", stale),

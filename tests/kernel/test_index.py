@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import Plugin, Sandbox, assert_index_in_step, conf_for, ip, link_json, pod_env
@@ -28,7 +29,9 @@ def holder_and_other_network(plugin: Plugin, sandbox: Sandbox) -> tuple[str, dic
 
 
 def entries(plugin: Plugin) -> list[str]:
-    return sorted(os.listdir(Path(plugin.data_dir) / ".index"))
+    """What the index knows, as `network+record file:key`."""
+    index = Path(plugin.data_dir) / ".index" / "records"
+    return sorted(f"{p.parent.name}+{p.name}" for p in index.glob("*/*"))
 
 
 def refused(plugin: Plugin, conf: dict[str, object], env: dict[str, str]) -> bool:
@@ -44,10 +47,19 @@ def test_a_data_dir_from_before_the_index_is_indexed_by_the_first_lookup(plugin:
     assert_index_in_step(plugin.data_dir)
 
 
-def test_a_lost_entry_costs_a_read_never_a_wrong_grant(plugin: Plugin, sandbox: Sandbox) -> None:
+def test_a_record_written_without_its_entries_costs_a_read_never_a_wrong_grant(
+    plugin: Plugin, sandbox: Sandbox
+) -> None:
+    """As a version without the index (or a hand) writes a record: no entries, a changed directory."""
     _, other, env = holder_and_other_network(plugin, sandbox)
-    for entry in entries(plugin):
-        os.unlink(Path(plugin.data_dir) / ".index" / entry)
+    shutil.rmtree(Path(plugin.data_dir) / ".index" / "keys")
+    shutil.rmtree(Path(plugin.data_dir) / ".index" / "records")
+    (record,) = (Path(plugin.data_dir) / "tnet").glob("holder-*.json")
+    copy = record.with_name(".copy")
+    copy.write_bytes(record.read_bytes())
+    time.sleep(0.01)  # past the clock tick that stamped the directory, if any
+    copy.chmod(0o600)
+    os.replace(copy, record)
     assert refused(plugin, other, env)
     assert_index_in_step(plugin.data_dir)
 
@@ -55,11 +67,15 @@ def test_a_lost_entry_costs_a_read_never_a_wrong_grant(plugin: Plugin, sandbox: 
 def test_an_entry_without_its_record_is_no_refusal_and_is_dropped(plugin: Plugin, sandbox: Sandbox) -> None:
     dev, _ = sandbox.veth()
     mac = link_json(dev)["address"].replace(":", "_")  # type: ignore[index]
-    (Path(plugin.data_dir) / ".index").mkdir(parents=True)
-    (Path(plugin.data_dir) / ".index" / f"tnet+ghost-net1.json:addr-{mac}").touch()  # an ADD killed before its record
+    index = Path(plugin.data_dir) / ".index"
+    for directory in (index / "records" / "tnet", index / "keys" / f"addr-{mac}"):
+        directory.mkdir(parents=True)
+    (index / "records" / "tnet" / f"ghost-net1.json:addr-{mac}").touch()  # an ADD killed before its record
+    (index / "keys" / f"addr-{mac}" / "tnet+ghost-net1.json").touch()
     added = plugin.run("ADD", conf_for(plugin, device=dev), **pod_env(sandbox.pod()))
     assert added.status == 0, added.stdout
     assert [e.split(":")[0] for e in entries(plugin)] == ["tnet+ctr1-net1.json"], "the stale entry is dropped"
+    assert not (index / "keys" / f"addr-{mac}" / "tnet+ghost-net1.json").exists()
     assert_index_in_step(plugin.data_dir)
 
 
@@ -67,9 +83,11 @@ def test_an_entry_that_lies_about_its_device_is_set_right_by_repair(source_plugi
     """Only what writes the index outside the plugin can make an entry lie: repair reads every record
     and sets each entry right, and doctor says what it found."""
     _, other, env = holder_and_other_network(source_plugin, sandbox)
-    (entry,) = entries(source_plugin)
     index = Path(source_plugin.data_dir) / ".index"
-    os.rename(index / entry, index / f"{entry.split(':')[0]}:addr-02_00_00_00_00_99")
+    (entry,) = list((index / "records" / "tnet").iterdir())
+    entry.rename(entry.with_name(f"{entry.name.split(':')[0]}:addr-02_00_00_00_00_99"))
+    for key in (index / "keys").iterdir():
+        shutil.rmtree(key)
     tools_env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     data = source_plugin.data_dir
     doctor = subprocess.run([*source_plugin.argv, "doctor", "--conf-dir", str(index), "--data-dir", data, "--json"],

@@ -248,25 +248,36 @@ def host_links(count: int, names: Names) -> None:
     names.links += [f"{TAG}{n}a" for n in range(first, first + count // 2)]
 
 
-def scale_round(
-    variants: dict[str, Variant], data_dir: str, rounds: int, names: Names
-) -> dict[str, dict[str, list[float]]]:
-    """Interleaved ADD, CHECK, DEL of one more device, each variant in turn."""
-    times: dict[str, dict[str, list[float]]] = {name: {"ADD": [], "CHECK": [], "DEL": []} for name in variants}
-    dev, pod = names.veth(), names.pod()
-    env = {"CNI_CONTAINERID": "measured", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
-    conf = conf_for(dev, data_dir)
-    for plugin in variants.values():  # once each, unmeasured: a first call indexes what it must
-        run_plugin(plugin, "ADD", conf, env)
-        run_plugin(plugin, "DEL", conf, env)
-    order = list(variants.items())
+class Measured:
+    """One more device, in its own pod, to ADD, CHECK and DEL against one data dir."""
+
+    def __init__(self, data_dir: str, names: Names) -> None:
+        dev, pod = names.veth(), names.pod()
+        self.env = {"CNI_CONTAINERID": "measured", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "net1"}
+        self.conf = conf_for(dev, data_dir)
+
+    def cycle(self, plugin: Variant, into: dict[str, list[float]]) -> None:
+        took, out = run_plugin(plugin, "ADD", self.conf, self.env)
+        into["ADD"].append(took)
+        into["CHECK"].append(run_plugin(plugin, "CHECK", {**self.conf, "prevResult": json.loads(out)}, self.env)[0])
+        into["DEL"].append(run_plugin(plugin, "DEL", self.conf, self.env)[0])
+
+
+Times = dict[str, dict[str, dict[str, list[float]]]]  # row -> variant -> command -> seconds
+
+
+def interleaved(variants: dict[str, Variant], rows: dict[str, Measured], rounds: int) -> Times:
+    """Every round runs every row and every variant, each round starting at the next: a slow spell
+    of the machine hits all rows alike (the "vs 0" ratios compare rows)."""
+    times: Times = {row: {name: {"ADD": [], "CHECK": [], "DEL": []} for name in variants} for row in rows}
+    for measured in rows.values():  # once each, unmeasured: a first call indexes what it must
+        for plugin in variants.values():
+            measured.cycle(plugin, {"ADD": [], "CHECK": [], "DEL": []})
+    pairs = [(row, name) for row in rows for name in variants]
     for round_number in range(rounds):
-        turn = round_number % len(order)
-        for name, plugin in order[turn:] + order[:turn]:
-            took, out = run_plugin(plugin, "ADD", conf, env)
-            times[name]["ADD"].append(took)
-            times[name]["CHECK"].append(run_plugin(plugin, "CHECK", {**conf, "prevResult": json.loads(out)}, env)[0])
-            times[name]["DEL"].append(run_plugin(plugin, "DEL", conf, env)[0])
+        turn = round_number % len(pairs)
+        for row, name in pairs[turn:] + pairs[:turn]:
+            rows[row].cycle(variants[name], times[row][name])
     return times
 
 
@@ -313,26 +324,28 @@ def scale(variants: dict[str, Variant], rounds: int, work: str) -> None:
     """ADD, CHECK and DEL of one more device with 0, 100 and 1000 live attachments in the data dir,
     and with 1000 links in the host: ours against the reference, interleaved, in one run."""
     ours = variants["ours: static single file"]
-    print(f"\nScale: ADD, CHECK and DEL of one more device; medians of {rounds} interleaved rounds in ms;")
-    print("ratio = against the reference in the same row; vs 0 = against the same variant with an empty data dir\n")
+    print(f"\nScale: ADD, CHECK and DEL of one more device; medians of {rounds} rounds in ms, the attachment")
+    print("rows interleaved with each other, then the host links row; ratio = against the reference in the")
+    print("same row; vs 0 = against the same variant with an empty data dir\n")
     print("| node | variant | ADD | CHECK | DEL | ADD ratio | DEL ratio | ADD vs 0 | DEL vs 0 |")
     print("|---|---|---|---|---|---|---|---|---|")
     empty: dict[str, dict[str, float]] = {}
-    rows: list[tuple[str, dict[str, dict[str, list[float]]]]] = []
     tools: dict[int, dict[str, float]] = {}
     with fresh_names() as names:
+        rows: dict[str, Measured] = {}
         for count in SCALES:
             data_dir = os.path.join(work, f"scale-{count}")
             populate(ours, data_dir, count, names)
-            rows.append((f"{count} live attachments", scale_round(variants, data_dir, rounds, names)))
-            tools[count] = node_tools(ours, data_dir, rounds)
-        host_links(HOST_LINKS, names)
-        rows.append(
-            (f"{HOST_LINKS} links in the host", scale_round(variants, os.path.join(work, "links"), rounds, names))
-        )
+            rows[f"{count} live attachments"] = Measured(data_dir, names)
+        times = interleaved(variants, rows, rounds)
+        for count in SCALES:
+            tools[count] = node_tools(ours, os.path.join(work, f"scale-{count}"), rounds)
+        host_links(HOST_LINKS, names)  # then the other axis, against the same empty data dir
+        links = f"{HOST_LINKS} links in the host"
+        times |= interleaved(variants, {links: Measured(os.path.join(work, "links"), names)}, rounds)
     ref_name = "reference Go host-device"
-    for label, times in rows:
-        medians = {name: {c: statistics.median(v) * 1000 for c, v in data.items()} for name, data in times.items()}
+    for label, by_variant in times.items():
+        medians = {name: {c: statistics.median(v) * 1000 for c, v in data.items()} for name, data in by_variant.items()}
         for name, m in medians.items():
             empty.setdefault(name, m)
             ratio = [f"{m[c] / medians[ref_name][c]:.2f}x" for c in ("ADD", "DEL")]
@@ -519,7 +532,7 @@ def main() -> int:
             report(variants, opts, work)
         if opts.scale:
             scaled = {k: v for k, v in variants.items() if k != "ours: installed (unpacked)"}
-            scale(scaled, opts.rounds, work)
+            scale(scaled, 2 * opts.rounds, work)
         if opts.profile:
             profile(variants, opts.rounds, work)
     finally:
