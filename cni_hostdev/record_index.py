@@ -123,6 +123,20 @@ def filed_under(data_dir: str, device_keys: list[str]) -> list[tuple[str, str]]:
     return found
 
 
+def every_filing(data_dir: str) -> set[tuple[str, str, str]]:
+    """(key, network, record file) of every key entry: for the linear checks (repair, doctor)."""
+    try:
+        key_dirs = os.listdir(_dir(data_dir, "keys"))
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for key in key_dirs:
+        for name in os.listdir(_dir(data_dir, "keys", key)):
+            network, _, record_file = name.partition("+")
+            found.add((key, network, record_file))
+    return found
+
+
 def known(data_dir: str, network: str) -> dict[str, list[str]]:
     """What the index knows of a network: each record file with its device's keys."""
     try:
@@ -154,6 +168,7 @@ def reconcile(
     and whose writer is gone too (`busy`: the lock of its device's first key is held), is dropped.
     What was indexed, as `network/file`."""
     stamps = _stamps(data_dir)
+    filings = every_filing(data_dir) if verify else set()
     indexed: list[str] = []
     try:
         filed = os.listdir(_dir(data_dir, "records"))  # also networks whose directory is gone
@@ -167,7 +182,9 @@ def reconcile(
             info, seen = None, ""
         if not verify and seen and stamps.get(network) == seen:
             continue
-        indexed += _reconcile_network(data_dir, network, record_files(network), keys_of, busy, verify)
+        indexed += _reconcile_network(
+            data_dir, network, record_files(network), keys_of, busy, filings if verify else None
+        )
         if info is not None and time.time_ns() - info.st_mtime_ns > SETTLED_NS:
             _stamp(data_dir, network, seen, stamps.get(network))
     if indexed:
@@ -181,16 +198,18 @@ def _reconcile_network(
     files: list[str],
     keys_of: Callable[[str, str], list[str] | None],
     busy: Callable[[str], bool],
-    verify: bool,
+    filings: set[tuple[str, str, str]] | None,
 ) -> list[str]:
+    """One network: `filings` (every key entry) when every record is to be read and verified."""
     entries = known(data_dir, network)
     indexed = []
-    for record_file in files if verify else [f for f in files if f not in entries]:
+    for record_file in files if filings is not None else [f for f in files if f not in entries]:
         device_keys = keys_of(network, record_file)
         if device_keys is None:
             continue
-        if verify and entries.get(record_file) == device_keys:
-            add(data_dir, device_keys, network, record_file, durable=False)  # its key entries, surely
+        if filings is not None and entries.get(record_file) == device_keys:
+            if any((key, network, record_file) not in filings for key in device_keys):
+                add(data_dir, device_keys, network, record_file)  # a key entry lost: filed again
             continue
         if record_file in entries:
             remove(data_dir, entries[record_file], network, record_file)

@@ -299,10 +299,12 @@ def _index(data_dir: str, report: Report) -> None:
         files = {n for n in _names(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)}
         lacking += [f"{network}/{n}" for n in sorted(files - set(known))]
         stale += [f"{network}/{n}" for n in sorted(set(known) - files)]
+    filings = record_index.every_filing(data_dir)
+    knowns = {network: record_index.known(data_dir, network) for network in networks(data_dir)}
     for record in every_record(data_dir, quiet=True):
-        filed = record_index.filed_under(data_dir, record.keys())
-        keys = record_index.known(data_dir, record.network).get(record.file_name())
-        if keys is not None and (keys != record.keys() or (record.network, record.file_name()) not in filed):
+        keys = knowns.get(record.network, {}).get(record.file_name())
+        unfiled = [key for key in record.keys() if (key, record.network, record.file_name()) not in filings]
+        if keys is not None and (keys != record.keys() or unfiled):
             wrong.append(f"{record.network}/{record.file_name()}")
     for what, entries in (
         ("are not in the record index yet", lacking),

@@ -338,6 +338,9 @@ def scale(variants: dict[str, Variant], rounds: int, work: str) -> None:
             populate(ours, data_dir, count, names)
             rows[f"{count} live attachments"] = Measured(data_dir, names)
         times = interleaved(variants, rows, rounds)
+        # The criterion itself, with nothing else in between: ours alone, empty against full.
+        ends = {row: rows[row] for row in (f"{SCALES[0]} live attachments", f"{SCALES[-1]} live attachments")}
+        alone = interleaved({"ours": ours}, ends, 2 * rounds)
         for count in SCALES:
             tools[count] = node_tools(ours, os.path.join(work, f"scale-{count}"), rounds)
         host_links(HOST_LINKS, names)  # then the other axis, against the same empty data dir
@@ -352,6 +355,14 @@ def scale(variants: dict[str, Variant], rounds: int, work: str) -> None:
             base = [f"{m[c] / empty[name][c]:.2f}x" for c in ("ADD", "DEL")]
             cells = f"{m['ADD']:.1f} | {m['CHECK']:.1f} | {m['DEL']:.1f}"
             print(f"| {label} | {name} | {cells} | {' | '.join(ratio)} | {' | '.join(base)} |")
+    print(
+        f"\nOurs alone, {SCALES[0]} against {SCALES[-1]} live attachments, {2 * rounds} interleaved pairs, "
+        "medians in ms:\n"
+    )
+    empty_row, full_row = (alone[row]["ours"] for row in alone)
+    for command in ("ADD", "CHECK", "DEL"):
+        low, high = statistics.median(empty_row[command]) * 1000, statistics.median(full_row[command]) * 1000
+        print(f"- {command}: {low:.1f} -> {high:.1f} ({high / low:.3f}x)")
     print("\nOurs, what may be linear in the attachments (medians in ms; GC weighs every attachment as valid):\n")
     print("| live attachments | " + " | ".join(tools[SCALES[0]]) + " |")
     print("|---|" + "---|" * len(tools[SCALES[0]]))
@@ -532,7 +543,7 @@ def main() -> int:
             report(variants, opts, work)
         if opts.scale:
             scaled = {k: v for k, v in variants.items() if k != "ours: installed (unpacked)"}
-            scale(scaled, 2 * opts.rounds, work)
+            scale(scaled, 3 * opts.rounds, work)
         if opts.profile:
             profile(variants, opts.rounds, work)
     finally:
