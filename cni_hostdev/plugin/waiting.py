@@ -61,7 +61,7 @@ def park(data_dir: str, record: Record, home: Link, squatter: Link) -> str:
         f"{record.original_name} as its alias and waits for its name, which host-device repair gives back once free"
     )
     log.warning("%s/%s: %s", record.container_id, record.ifname, what)
-    return what
+    return f"returned to the host as {home.name}, waiting for its name {record.original_name}"
 
 
 def every_waiting(data_dir: str) -> list[Record]:

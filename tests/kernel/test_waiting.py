@@ -64,7 +64,8 @@ def test_del_brings_the_device_home_under_another_name_and_repair_gives_its_name
     before = link_json(dev)
     assert before is not None
     pod = sandbox.pod()
-    conf = conf_for(source_plugin, device=dev, moveStrategy=strategy)
+    log_file = Path(source_plugin.data_dir).parent / "log" / "host-device.log"
+    conf = conf_for(source_plugin, device=dev, moveStrategy=strategy, logFile=str(log_file))
     assert source_plugin.run("ADD", conf, **pod_env(pod)).status == 0
     ip("-n", pod, "link", "set", "net1", "mtu", "1280")
     squatter = squat(sandbox, dev)
@@ -78,6 +79,8 @@ def test_del_brings_the_device_home_under_another_name_and_repair_gives_its_name
     for fact in (dev, home["ifname"], f"ifindex {squatter['ifindex']}", squatter["address"], f"on node {NODE}"):
         assert fact in deleted.stderr, f"the warning names {fact}: {deleted.stderr}"
     assert link_json(dev) == squatter, "the squatter is untouched"
+    logged = [line for line in log_file.read_text().splitlines() if " WARNING " in line]
+    assert len(logged) == 1 and "came home as" in logged[0] and f"device={dev}" in logged[0], logged
     assert record_files(source_plugin) == []
     (waiting,) = waiting_records(source_plugin)
     assert (waiting["phase"], waiting["original_name"], waiting["home_as"]) == ("waiting", dev, home["ifname"])
