@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 SOURCES := $(shell find cni_hostdev packaging -name '*.py' -o -name '*.spec' -o -name '*.sh' -o -name '*.c' -o -name '*.h') pyproject.toml $(LOCK)
 
-.PHONY: all binary test lint unit demo conformance bench profile baseline release reproduce lock deps-check sysdeps clean
+.PHONY: all binary test lint unit demo conformance bench profile tricks baseline release reproduce lock deps-check sysdeps clean
 
 all: binary
 
@@ -63,6 +63,11 @@ bench: binary | sysdeps
 # imports, work step by step, exit), and what an ADD imports.
 profile: binary | sysdeps
 	$(PY) tests/perf/bench.py --binary dist/host-device --rounds 20 --profile --no-bench $(BENCH_COMPARE)
+
+# What each start-up trick saves on its own: a build with that one trick undone, for each, timed
+# against the build with all of them in one interleaved run (tests/perf/tricks.py; ~8 minutes).
+tricks: $(STAMP) | sysdeps
+	$(PY) tests/perf/tricks.py
 
 # An older build to compare with: the single file of commit BASELINE, in build/baseline/.
 BASELINE ?= e00b2a6
