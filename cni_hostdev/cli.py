@@ -6,8 +6,8 @@ import gc
 import os
 import sys
 
-from cni_hostdev import phases
-from cni_hostdev.jsontext import dumps
+from cni_hostdev import diagnostics
+from cni_hostdev.lean.json import dumps
 
 # A CNI call is one short process that leaves with os._exit: the cyclic garbage collector would
 # only walk, again and again, the tens of thousands of objects its imports create (~1.3 ms of
@@ -28,9 +28,9 @@ def write_answer(obj: dict[str, Any] | None) -> None:
 
 def finish(obj: dict[str, Any] | None, status: int) -> NoReturn:
     """Print the call's answer and leave at once."""
-    phases.mark("done")
+    diagnostics.mark("done")
     write_answer(obj)
-    phases.flush(os.environ.get("CNI_COMMAND", ""))
+    diagnostics.flush(os.environ.get("CNI_COMMAND", ""))
     # Interpreter teardown after the netlink imports costs tens of ms and does
     # nothing we need: everything is written and every fd is CLOEXEC.
     os._exit(status)
@@ -38,7 +38,7 @@ def finish(obj: dict[str, Any] | None, status: int) -> NoReturn:
 
 def main(started: float | None = None) -> None:
     """`started`: when the entry script began (time.time()), for the phase marks."""
-    phases.mark("start", started)
+    diagnostics.mark("start", started)
     args = sys.argv[1:]
     # A runtime always sets CNI_COMMAND; even an empty one means "answer as a plugin" (with code 4).
     if "CNI_COMMAND" in os.environ or (not args and not sys.stdin.isatty()):
@@ -51,6 +51,6 @@ def main(started: float | None = None) -> None:
         obj, status = dispatch.run(os.environ, stdin)
         finish(obj, status)
     gc.enable()
-    from cni_hostdev import tools
+    from cni_hostdev.tools.cli import main as node_tool
 
-    sys.exit(tools.main(args))
+    sys.exit(node_tool(args))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 from cni_hostdev.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
-from cni_hostdev.jsontext import dumps, loads
-from cni_hostdev.names import is_aux_device, is_mac, is_pci_address, is_plain_name
+from cni_hostdev.identifiers import is_aux_device, is_mac, is_pci_address, is_plain_name
+from cni_hostdev.lean.json import dumps, loads
 from cni_hostdev.result import DNS, Result
 from cni_hostdev.versions import supported
 
@@ -169,16 +169,29 @@ def _string(conf: dict[str, Any], key: str, *, where: str = "") -> str | None:
     return value
 
 
-def decode_stdin(data: bytes) -> dict[str, Any]:
+def decode_stdin(data: bytes) -> tuple[dict[str, Any], object, CniError | None]:
+    """The config on stdin, the cniVersion it asks for (what an answer, an error too, is printed
+    in), and why it is no config (None when it is one), all from one decode of the UTF-8 text the
+    spec requires. Only stdin that is not such a config is looked at once more, with json's own
+    guess of its encoding (UTF-16 and -32 too), to name the version its error answers in."""
     try:
         conf = loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise CniError(DECODE_FAILURE, f"network config on stdin is not valid JSON: {err}") from None
+        why = CniError(DECODE_FAILURE, f"network config on stdin is not valid JSON: {err}")
+        return {}, _version_of_undecodable(data), why
     except RecursionError:
-        raise CniError(DECODE_FAILURE, "network config on stdin is nested too deeply to be a network config") from None
+        return {}, None, CniError(DECODE_FAILURE, "network config on stdin is nested too deeply to be a network config")
     if not isinstance(conf, dict):
-        raise CniError(DECODE_FAILURE, "network config on stdin is not a JSON object")
-    return conf
+        return {}, None, CniError(DECODE_FAILURE, "network config on stdin is not a JSON object")
+    return conf, conf.get("cniVersion"), None
+
+
+def _version_of_undecodable(data: bytes) -> object:
+    try:
+        conf = loads(data) if data.strip() else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        conf = None
+    return conf.get("cniVersion") if isinstance(conf, dict) else None
 
 
 def config_version(conf: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import sys
 from cni_hostdev import logs, netns, routing
 from cni_hostdev.config import NetConf
 from cni_hostdev.errors import CHECK_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG, IPAM_FAILURE, CniError
-from cni_hostdev.jsontext import dumps, loads
+from cni_hostdev.lean.json import dumps, loads
 from cni_hostdev.netlink import IFF_LOWER_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.result import IPConfig, Result
 from cni_hostdev.versions import FIRST_VERSION, SUPPORTED_VERSIONS, compare

@@ -16,8 +16,8 @@ import os
 import time
 
 from cni_hostdev.errors import STATE_FAILURE, TRY_AGAIN_LATER, CniError
-from cni_hostdev.names import plain
-from cni_hostdev.scoped import contextmanager
+from cni_hostdev.identifiers import plain
+from cni_hostdev.lean.contextlib import contextmanager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,13 +29,29 @@ DEFAULT_TIMEOUT = 10.0
 _held: set[str] = set()
 
 
-@contextmanager
-def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+class HeldLock:
+    """A device's lock, held until `release` (a lock this process held already is re-entered: its
+    release is the outer holder's)."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str, fd: int | None) -> None:
+        self.path = path
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            _held.discard(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
+def acquire(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> HeldLock:
+    """The lock of `key`, waited for up to `timeout` seconds (then TRY_AGAIN_LATER, naming `device`)."""
     directory = os.path.join(data_dir, "locks")
     path = os.path.join(directory, plain(key) + ".lock")
     if path in _held:
-        yield
-        return
+        return HeldLock(path, None)
     try:
         os.makedirs(directory, 0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -56,13 +72,20 @@ def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_T
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        _held.add(path)
-        try:
-            yield
-        finally:
-            _held.discard(path)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    _held.add(path)
+    return HeldLock(path, fd)
+
+
+@contextmanager
+def device_lock(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    lock = acquire(data_dir, key, device, timeout)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def busy(data_dir: str, key: str) -> bool:

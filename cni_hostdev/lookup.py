@@ -11,7 +11,7 @@ import os
 
 from cni_hostdev.config import Candidate, Selectors, normalize_pci
 from cni_hostdev.errors import DEVICE_NOT_FOUND, INVALID_CONFIG, CniError
-from cni_hostdev.names import is_pci_name
+from cni_hostdev.identifiers import is_pci_name
 from cni_hostdev.netlink import Link, Rtnl
 
 SYSFS = "/sys"  # tests point this at a fake tree

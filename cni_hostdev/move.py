@@ -18,8 +18,8 @@ import errno
 import os
 
 from cni_hostdev import identity, logs, netns
+from cni_hostdev.diagnostics import checkpoint
 from cni_hostdev.errors import MOVE_FAILED, NAME_CONFLICT, CniError
-from cni_hostdev.faults import checkpoint
 from cni_hostdev.netlink import IFF_UP, Link, NetlinkError, Rtnl
 from cni_hostdev.netns import Namespace
 from cni_hostdev.state import Record
@@ -260,9 +260,9 @@ def restore(rtnl: Rtnl, link: Link, record: Record, *, keep_marker: bool = False
     if record.altnames is not None and link.altnames != tuple(record.altnames):
         restore_altnames(rtnl, link, tuple(record.altnames), record.original_name)
     if record.interface_network is not None:
-        from cni_hostdev import ifnet
+        from cni_hostdev import interface_network
 
-        ifnet.create(rtnl, link, record.interface_network, where="the host", strict=False)
+        interface_network.create(rtnl, link, record.interface_network, where="the host", strict=False)
     if keep_marker:
         if link.alias != record.original_name:
             rtnl.set_link(link.index, alias=record.original_name)

@@ -12,10 +12,10 @@ import errno
 import fcntl
 import os
 
-from cni_hostdev import libc
 from cni_hostdev.errors import INVALID_ENV, CniError
+from cni_hostdev.lean import libc
+from cni_hostdev.lean.contextlib import contextmanager
 from cni_hostdev.netlink import Rtnl
-from cni_hostdev.scoped import contextmanager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from cni_hostdev import netns
-from cni_hostdev.files import write_atomically
-from cni_hostdev.jsontext import dumps, loads
+from cni_hostdev.atomic_files import write_atomically
+from cni_hostdev.lean.json import dumps, loads
 from cni_hostdev.netlink import NetlinkError, Rtnl
 from cni_hostdev.pods import boot_id
 

@@ -35,8 +35,8 @@ import os
 import time
 
 from cni_hostdev import logs
-from cni_hostdev.files import fsync_directory
-from cni_hostdev.names import plain
+from cni_hostdev.atomic_files import fsync_directory
+from cni_hostdev.identifiers import plain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ import stat
 import time
 
 from cni_hostdev import logs, record_index
+from cni_hostdev.atomic_files import write_atomically
+from cni_hostdev.diagnostics import checkpoint
 from cni_hostdev.errors import STATE_FAILURE, CniError
-from cni_hostdev.faults import checkpoint
-from cni_hostdev.files import write_atomically
-from cni_hostdev.jsontext import dumps_lines, loads
+from cni_hostdev.lean.json import dumps_lines, loads
 from cni_hostdev.locks import busy
 
 TYPE_CHECKING = False
@@ -147,7 +147,9 @@ class Record:
         self.boot_id = boot_id
         self.altnames = altnames  # None in records written before altnames were kept: left alone
         self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
-        self.interface_network = interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/ifnet.py)
+        self.interface_network = (
+            interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/interface_network.py)
+        )
         self.home_as = home_as  # "waiting": the name it came home under, its own being taken
 
     @classmethod

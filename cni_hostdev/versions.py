@@ -1,4 +1,4 @@
-"""The CNI spec versions this plugin speaks: the table, parsing a config's version, the VERSION answer.
+"""The CNI spec versions this plugin speaks: the table, checking a config's version, the VERSION answer.
 
 Kept cheap to import: VERSION needs nothing else. Versions of the table compare by their place
 in it; `packaging` loads only for one this build does not know (a runtime's or an IPAM plugin's
@@ -7,8 +7,6 @@ VERSION answer from this file.
 """
 
 from __future__ import annotations
-
-from cni_hostdev import jsontext
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,17 +53,6 @@ def supported(text: str) -> str:
         f"cniVersion {text!r} is not supported",
         f"supported versions: {', '.join(SUPPORTED_VERSIONS)}",
     )
-
-
-def requested(stdin: bytes) -> tuple[Any, dict[str, Any]]:
-    """(the cniVersion a call's stdin asks for, or None; the config object, or {}): never raises."""
-    try:
-        conf = jsontext.loads(stdin) if stdin.strip() else {}
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, {}
-    if not isinstance(conf, dict):
-        return None, {}
-    return conf.get("cniVersion"), conf
 
 
 def answer() -> dict[str, Any]:

@@ -28,8 +28,8 @@ UV = os.path.join(ROOT, ".venv", "bin", "uv")
 TESTS = [
     "tests/unit/test_netlink_loader.py",
     "tests/unit/test_bootstrap.py",
-    "tests/unit/test_jsontext.py",
-    "tests/unit/test_libc.py",
+    "tests/unit/test_lean_json.py",
+    "tests/unit/test_lean_libc.py",
     "tests/kernel/test_imports.py",
     "tests/product/test_frozen.py",
     "tests/product/test_version_answer.py",

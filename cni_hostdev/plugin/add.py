@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from cni_hostdev import identity, logs, netns, phases, pods, record_index
+from cni_hostdev import diagnostics, identity, logs, netns, pods, record_index
+from cni_hostdev.diagnostics import checkpoint
 from cni_hostdev.errors import (
     DEVICE_IN_USE,
     DEVICE_NOT_FOUND,
@@ -19,14 +20,13 @@ from cni_hostdev.errors import (
     CniError,
     node_name,
 )
-from cni_hostdev.faults import checkpoint
+from cni_hostdev.lean.contextlib import contextmanager
 from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import driver_of, find_device, pci_address_of, userspace_function
 from cni_hostdev.move import ATOMIC, RENAME_THEN_MOVE, STAGING_DIR, move_in, staging_path
 from cni_hostdev.plugin import claims
 from cni_hostdev.plugin.release import give_back, records_pod
 from cni_hostdev.result import DNS, Interface, Result
-from cni_hostdev.scoped import contextmanager
 from cni_hostdev.state import Record, StateStore, anything_waiting
 
 TYPE_CHECKING = False
@@ -50,7 +50,7 @@ def handle(call: Call) -> dict[str, Any]:
     undo_interrupted_add(store, env, conf.lock_timeout)
     with netns.pod(env.netns, required=True) as pod, netns.host() as host:
         assert pod is not None
-        phases.mark("opened")
+        diagnostics.mark("opened")
         if netns.same_netns(pod.fd, host.fd):
             raise CniError(INVALID_ENV, f"CNI_NETNS {env.netns} is the host's own network namespace")
         userspace = userspace_function(conf.selectors)
@@ -60,7 +60,7 @@ def handle(call: Call) -> dict[str, Any]:
                 raise _outside_pool(conf, f"PCI device {userspace[0]} ({userspace[1]})")
             return _add_userspace(call, store, host, pod, *userspace)
         with chosen_device(conf, env, host) as (device, pci):
-            phases.mark("chosen")
+            diagnostics.mark("chosen")
             waited = _waited(conf, device, pci)
             record = _record(conf, env, host, pod, device, pci)
             if waited is not None:  # it goes home, in the end, under the name it waited for
@@ -68,13 +68,13 @@ def handle(call: Call) -> dict[str, Any]:
             logs.context(device=record.original_name)
             store.save(record)
             checkpoint("record-written")
-            phases.mark("recorded")
+            diagnostics.mark("recorded")
             moved = _move(store, record, host, pod, device)
             if waited is not None:
                 from cni_hostdev.plugin import waiting
 
                 waiting.leave(conf.data_dir, waited)
-            phases.mark("moved")
+            diagnostics.mark("moved")
             ipam_result = _configure(call, store, record, host, pod, moved)
     result = _answer(conf, Interface(moved.name, moved.mac, moved.mtu, env.netns, pci), ipam_result, record)
     log.info("ADD %s: %s -> %s:%s (%s)", env.container_id, device.name, env.netns, env.ifname, record.strategy)
@@ -242,9 +242,9 @@ def _record(conf: NetConf, env: CniEnv, host: Namespace, pod: Namespace, device:
     )
     record.driver = driver_of(device)
     if conf.use_interface_network:
-        from cni_hostdev import ifnet
+        from cni_hostdev import interface_network
 
-        record.interface_network = ifnet.capture(host.rtnl, device)
+        record.interface_network = interface_network.capture(host.rtnl, device)
     pods.pin(record, pod)
     if record.staging:
         # Before the record names it: DEL reads a missing staging dir as "not visible here",
@@ -282,9 +282,9 @@ def _configure(
     asked_ipam = False
     try:
         if record.interface_network is not None:
-            from cni_hostdev import ifnet
+            from cni_hostdev import interface_network
 
-            ifnet.into_pod(pod, moved, record.interface_network, call.env.netns)
+            interface_network.into_pod(pod, moved, record.interface_network, call.env.netns)
         asked_ipam = conf.ipam is not None
         ipam_result = _ipam_add(call)
         checkpoint("ipam-added")
@@ -330,9 +330,9 @@ def _answer(conf: NetConf, iface: Interface, ipam_result: Result | None, record:
     result.interfaces.append(iface)
     index = len(result.interfaces) - 1
     if record is not None and record.interface_network is not None:
-        from cni_hostdev import ifnet
+        from cni_hostdev import interface_network
 
-        ips, routes = ifnet.result_entries(record.interface_network, index)
+        ips, routes = interface_network.result_entries(record.interface_network, index)
         result.ips += ips
         result.routes += routes
     dns = DNS(list(conf.dns.nameservers), conf.dns.domain, list(conf.dns.search), list(conf.dns.options))

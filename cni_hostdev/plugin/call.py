@@ -10,7 +10,7 @@ import os
 
 from cni_hostdev.config import NetConf, validate_ifname
 from cni_hostdev.errors import INVALID_ENV, CniError
-from cni_hostdev.names import is_plain_name
+from cni_hostdev.identifiers import is_plain_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ succeed, because the runtime retries a failed DEL forever and the pod stays term
 
 from __future__ import annotations
 
-from cni_hostdev import logs, netns, phases
+from cni_hostdev import diagnostics, logs, netns
 from cni_hostdev.identity import record_lock_key
 from cni_hostdev.locks import device_lock
 from cni_hostdev.plugin.call import Call
@@ -31,10 +31,12 @@ def handle(call: Call) -> None:
         # Failing on it would fail every retry, and the pod would stay terminating: what the pod
         # itself proves is given back, then the record goes aside for inspection. (A record that
         # only cannot be read now, EIO or EMFILE, fails this DEL: the retry reads it.)
-        from cni_hostdev.plugin.unrecorded import release_unrecorded
+        from cni_hostdev.plugin.unreadable_record import release_without_record
 
         log.warning("DEL %s/%s: %s; giving back what the pod proves", env.container_id, env.ifname, corrupt.msg)
-        what = release_unrecorded(conf.data_dir, conf.name, env.container_id, env.netns, env.ifname, conf.lock_timeout)
+        what = release_without_record(
+            conf.data_dir, conf.name, env.container_id, env.netns, env.ifname, conf.lock_timeout
+        )
         aside = store.set_aside(env.container_id, env.ifname)
         log.warning("DEL %s/%s without its record: %s; %s", env.container_id, env.ifname, what, _aside(aside))
         return
@@ -52,9 +54,9 @@ def handle(call: Call) -> None:
         records_pod(record, env.netns or record.netns) as pod,
         netns.host() as host,
     ):
-        phases.mark("opened")
+        diagnostics.mark("opened")
         what = give_back(store, record, pod, host)
-        phases.mark("moved")
+        diagnostics.mark("moved")
     log.info("DEL %s/%s: %s", env.container_id, env.ifname, what)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cni_hostdev import logs, phases, versions
+from cni_hostdev import diagnostics, logs, versions
 from cni_hostdev.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV, NETLINK_FAILURE, CniError
 
 TYPE_CHECKING = False
@@ -110,20 +110,21 @@ def answer_version() -> tuple[dict[str, Any], int]:
 def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[str, Any] | None, int]:
     """Run one CNI command; return (JSON to print, exit status). Never raises."""
     if environ.get("CNI_COMMAND") == "VERSION":
-        phases.mark("ready")
+        diagnostics.mark("ready")
         return answer_version()
     from cni_hostdev import config
 
     # Errors answer in the config's version, even those found before the config is parsed.
-    asked, readable = versions.requested(stdin)
+    raw, asked, undecodable = config.decode_stdin(stdin)
     cni_version = versions.known_or_latest(asked)
     try:
-        start_logging(environ, readable)
+        start_logging(environ, raw)
     except Exception as err:  # logging must never cost the call
         logs.write_stderr(f"host-device: WARNING cannot set up logging: {err}\n")
     try:
         env = read_command_env(environ)
-        raw = config.decode_stdin(stdin)
+        if undecodable is not None:
+            raise undecodable
         cni_version = config.config_version(raw)
         command = COMMANDS[env.command]
         _refuse_if_too_old(command, cni_version)
@@ -133,7 +134,7 @@ def run(environ: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[dict[
         handle = command.handler()
         from cni_hostdev.plugin.call import Call
 
-        phases.mark("ready")
+        diagnostics.mark("ready")
         return handle(Call(env, conf, environ)), 0
     except CniError as err:
         err.naming_node()

@@ -11,14 +11,11 @@ attachments of the node; the reports, and an ADD that finds no free member, read
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Literal
-
 from cni_hostdev import identity, logs, pods, record_index
 from cni_hostdev.config import Candidate, NetConf
 from cni_hostdev.errors import DEVICE_IN_USE, TRY_AGAIN_LATER, CniError, node_name
-from cni_hostdev.locks import device_lock
+from cni_hostdev.lean.contextlib import contextmanager
+from cni_hostdev.locks import acquire
 from cni_hostdev.lookup import candidate_matches, driver_of, kernelpath_holds_pci, pci_address_of, pool_members
 from cni_hostdev.netlink import Link, Rtnl
 from cni_hostdev.netns import Namespace
@@ -32,6 +29,10 @@ from cni_hostdev.plugin.claims import (
 )
 from cni_hostdev.plugin.release import release_and_forget
 from cni_hostdev.state import Record, anything_waiting, every_record, holders, index_missing
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 log = logs.get_logger(__name__)
 
@@ -176,14 +177,14 @@ def exhausted(conf: NetConf, members: list[Member]) -> CniError:
     )
 
 
-@contextlib.contextmanager
+@contextmanager
 def pick(conf: NetConf, attachment: tuple[str, str], host: Namespace) -> Iterator[tuple[Link, str | None]]:
-    """The first free device of the pool, locked (with the record of its wait, if it waits for its
-    name). A first pass takes only locks free at once, so parallel ADDs spread over the pool instead
-    of queueing on its first device; a second waits for the busy ones. One a parallel ADD took
-    meanwhile is passed over: parallel ADDs never share a device and never fail while a free one
-    remains. Only when none is free are the claims of dead pods given back, and the pool looked at
-    again (a refunded device may be under its pod's name, which no candidate matches)."""
+    """The first free device of the pool, locked. A first pass takes only locks free at once, so
+    parallel ADDs spread over the pool instead of queueing on its first device; a second waits for
+    the busy ones. One a parallel ADD took meanwhile is passed over: parallel ADDs never share a
+    device and never fail while a free one remains. Only when none is free are the claims of dead
+    pods given back, and the pool looked at again (a refunded device may be under its pod's name,
+    which no candidate matches)."""
     assert conf.pool is not None
     give_back_refunded(conf, host)
     for last_try in (False, True):
@@ -191,53 +192,46 @@ def pick(conf: NetConf, attachment: tuple[str, str], host: Namespace) -> Iterato
         for patience in (0.0, conf.lock_timeout):
             waiting_for_lock = []
             for member in busy:
-                with contextlib.ExitStack() as held:
-                    device = _locked(conf, attachment, host, member, patience, held)
+                assert member.link is not None
+                key = identity.lock_key(member.pci, member.link.perm_mac, member.link.mac)
+                try:
+                    lock = acquire(conf.data_dir, key, member.link.name, patience)
+                except CniError as err:
+                    if err.code != TRY_AGAIN_LATER:
+                        raise
+                    waiting_for_lock.append(member)
+                    continue
+                try:
+                    device = _still_free(conf, attachment, host, member)
                     if device is None:
-                        waiting_for_lock.append(member)
-                        continue
-                    if device is False:
                         continue
                     position = member.candidate.position - 1
                     log.info("pool of %s: taking %s (devices[%d])", conf.name, device.name, position)
                     yield device, member.pci
                     return
+                finally:
+                    lock.release()
             busy = waiting_for_lock
         if not last_try and not give_back_dead_claims(conf, host):
             break
     raise exhausted(conf, survey(conf, host.rtnl, every_record(conf.data_dir)))
 
 
-def _locked(
-    conf: NetConf,
-    attachment: tuple[str, str],
-    host: Namespace,
-    member: Member,
-    patience: float,
-    held: contextlib.ExitStack,
-) -> Link | Literal[False] | None:
-    """`member`'s device with its lock taken into `held`, if it is still free; None if its lock
-    stayed busy for `patience` seconds; False if it is no longer free."""
+def _still_free(conf: NetConf, attachment: tuple[str, str], host: Namespace, member: Member) -> Link | None:
+    """`member`'s device, its lock held, if it is still free (None: taken meanwhile, or refused)."""
     link = member.link
     assert link is not None
-    key = identity.lock_key(member.pci, link.perm_mac, link.mac)
-    try:
-        held.enter_context(device_lock(conf.data_dir, key, link.name, patience))
-    except CniError as err:
-        if err.code != TRY_AGAIN_LATER:
-            raise
-        return None
     try:
         device = host.rtnl.link(index=link.index)
         if device is None or device.name != link.name:
-            return False  # taken by the ADD that held the lock
+            return None  # taken by the ADD that held the lock
         device = refuse_live_claims_repair_dead(conf, attachment, device, member.pci, host)
         refuse_if_host_uses(conf, host, device)
     except CniError as err:
         if err.code not in (DEVICE_IN_USE, TRY_AGAIN_LATER):
             raise
         log.info("pool of %s: passing over %s: %s", conf.name, link.name, err.msg)
-        return False
+        return None
     return device
 
 

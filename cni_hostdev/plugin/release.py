@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 
 from cni_hostdev import identity, logs, netns, pods
+from cni_hostdev.diagnostics import checkpoint
 from cni_hostdev.errors import STATE_FAILURE, TRY_AGAIN_LATER, CniError
-from cni_hostdev.faults import checkpoint
 from cni_hostdev.identity import record_lock_key
+from cni_hostdev.lean.contextlib import contextmanager
 from cni_hostdev.locks import device_lock
 from cni_hostdev.lookup import pci_address_of
 from cni_hostdev.move import STAGING_DIR, Homecoming, restore, restore_altnames, send_home
 from cni_hostdev.netns import Namespace
-from cni_hostdev.scoped import contextmanager
 from cni_hostdev.state import Record, StateStore
 
 TYPE_CHECKING = False

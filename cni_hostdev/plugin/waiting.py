@@ -23,9 +23,9 @@ import errno
 import os
 
 from cni_hostdev import identity, logs
+from cni_hostdev.atomic_files import write_atomically
 from cni_hostdev.errors import STATE_FAILURE, CniError, node_name
-from cni_hostdev.files import write_atomically
-from cni_hostdev.jsontext import dumps_lines, loads
+from cni_hostdev.lean.json import dumps_lines, loads
 from cni_hostdev.lookup import kernelpath_holds_pci, pci_address_of
 from cni_hostdev.netlink import NetlinkError
 from cni_hostdev.state import WAITING_DIR, Record

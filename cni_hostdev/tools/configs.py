@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cni_hostdev import jsontext
+from cni_hostdev.lean import json as lean_json
 
 # What libcni reads from a config dir (JSON only: a file only YAML reads is one libcni cannot load).
 CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
@@ -74,7 +74,7 @@ def read_dir(directory: str, types: tuple[str, ...] = PLUGIN_TYPES) -> tuple[lis
 
 def _documents(path: str, text: bytes, yaml_too: bool) -> list[Any]:
     try:
-        return [jsontext.loads(text)]
+        return [lean_json.loads(text)]
     except (ValueError, RecursionError) as err:
         if not yaml_too:
             raise ConfigError(f"{path} is not JSON, which libcni needs: {err}") from None
@@ -107,7 +107,7 @@ def _from_nad(path: str, nad: dict[str, Any], types: tuple[str, ...]) -> list[De
     if not text:
         return []  # its config lives on the nodes (Multus reads it from a file there)
     try:
-        config = jsontext.loads(text) if isinstance(text, str) else None
+        config = lean_json.loads(text) if isinstance(text, str) else None
     except ValueError as err:
         raise ConfigError(f"{origin}: spec.config is not JSON ({err})") from None
     if not isinstance(config, dict):

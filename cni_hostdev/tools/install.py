@@ -15,7 +15,7 @@ import subprocess
 from typing import BinaryIO
 
 from cni_hostdev import __version__
-from cni_hostdev.files import write_atomically
+from cni_hostdev.atomic_files import write_atomically
 
 CHUNK = 1 << 20
 # The unpacked layout travels inside the static file: a tar appended after the static

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from cni_hostdev import pods
+from cni_hostdev.atomic_files import write_atomically
 from cni_hostdev.errors import node_name
-from cni_hostdev.files import write_atomically
 from cni_hostdev.state import every_record
 
 TYPE_CHECKING = False

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
+from cni_hostdev.identifiers import plain
 from cni_hostdev.identity import lock_key
-from cni_hostdev.names import plain
 from tests.conftest import Plugin, Sandbox, conf_for, link_json, link_names, pod_env, record_files
 
 

@@ -64,30 +64,36 @@ def no_finder(tree: Path) -> None:
 
 
 def json_package(tree: Path) -> None:
-    _edit(tree / "cni_hostdev" / "jsontext.py", "_fast = _fast_path()", "_fast = None")
+    _edit(tree / "cni_hostdev" / "lean" / "json.py", "_fast = _fast_path()", "_fast = None")
 
 
 def ctypes_package(tree: Path) -> None:
     _edit(
-        tree / "cni_hostdev" / "libc.py",
+        tree / "cni_hostdev" / "lean" / "libc.py",
         "    _function = _through_ctypes_core()",
         "    _function = 1 / 0  # type: ignore",
     )
-    _edit(tree / "cni_hostdev" / "libc.py", "except (ImportError, AttributeError, TypeError):", "except Exception:")
+    _edit(
+        tree / "cni_hostdev" / "lean" / "libc.py",
+        "except (ImportError, AttributeError, TypeError):",
+        "except Exception:",
+    )
 
 
 def contextlib_module(tree: Path) -> None:
     for path in (tree / "cni_hostdev").rglob("*.py"):
         text = path.read_text()
-        if "from cni_hostdev.scoped import contextmanager" in text:
+        if "from cni_hostdev.lean.contextlib import contextmanager" in text:
             path.write_text(
-                text.replace("from cni_hostdev.scoped import contextmanager", "from contextlib import contextmanager")
+                text.replace(
+                    "from cni_hostdev.lean.contextlib import contextmanager", "from contextlib import contextmanager"
+                )
             )
 
 
 def re_patterns(tree: Path) -> None:
     _prepend_import(
-        tree / "cni_hostdev" / "names.py",
+        tree / "cni_hostdev" / "identifiers.py",
         "import re\n\n_PATTERNS = (re.compile(r'(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}'), "
         "re.compile(r'(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]'), "
         "re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*'))",
@@ -146,10 +152,10 @@ TRICKS: dict[str, tuple[str, Patch]] = {
         pyinstaller_bootstrap,
     ),
     "bundle finder": ("the interpreter's path finder over the bundle's .pyc files", no_finder),
-    "jsontext (_json)": ("the json package (with re, enum, functools, collections)", json_package),
-    "libc (_ctypes)": ("ctypes' Python layer", ctypes_package),
-    "scoped": ("contextlib's contextmanager", contextlib_module),
-    "names by hand": ("re patterns", re_patterns),
+    "lean json (_json)": ("the json package (with re, enum, functools, collections)", json_package),
+    "lean libc (_ctypes)": ("ctypes' Python layer", ctypes_package),
+    "lean contextlib": ("contextlib's contextmanager", contextlib_module),
+    "identifiers by hand": ("re patterns", re_patterns),
     "_socket in netlink": ("the socket module (its enum classes)", socket_module),
     "no typing at run time": ("typing and collections.abc imported at run time", typing_at_run_time),
     "packaging on demand": ("packaging.version imported by every call", packaging_always),

@@ -1,7 +1,7 @@
 """VERSION as libcni's skel answers it: our current version and every version we speak, the same
 bytes whatever stdin holds. The launcher (packaging/launcher.c) answers it before Python starts,
 and its answer is the plugin's own (cni_hostdev/versions.py), byte for byte. Which of the two
-answered shows in the phase marks: only the plugin writes them (cni_hostdev/phases.py).
+answered shows in the phase marks: only the plugin writes them (cni_hostdev/diagnostics.py).
 
 That libcni (its validation of a 0.3.1, 0.4.0 or 1.0.0 list) and podman accept the answer is
 conformance/'s to show, with the real clients.

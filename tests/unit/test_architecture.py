@@ -188,3 +188,39 @@ def test_the_check_catches_names_that_are_gone() -> None:
     )
     assert unresolved("NoSuchClass") == "nothing defines NoSuchClass"
     assert unresolved("os._exit") is None  # not ours to check
+
+
+# --- package faces -----------------------------------------------------------------------------------
+
+MAX_FACE_LINES = 40
+
+
+def test_no_package_face_is_over_40_lines() -> None:
+    """A package's __init__ is a face that says what is inside, or hands names on: no program."""
+    long = {path: n for path in PACKAGE.rglob("__init__.py") if (n := len(path.read_text().splitlines())) > 40}
+    assert not long, long
+
+
+def faces_imported_from_inside(name: str, path: Path, known: dict[str, Path]) -> list[str]:
+    """The names module `name` takes from its own package's face (not its submodules)."""
+    package = name.rpartition(".")[0] if path.name != "__init__.py" else ""
+    taken = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and package and node.module == package and not node.level:
+            taken += [a.name for a in node.names if f"{package}.{a.name}" not in known]
+        elif isinstance(node, ast.Import) and package:
+            taken += [a.name for a in node.names if a.name == package]
+    return taken
+
+
+def test_no_module_imports_its_own_package_s_face() -> None:
+    known = modules()
+    through = {name: t for name, path in known.items() if (t := faces_imported_from_inside(name, path, known))}
+    assert not through, through
+
+
+def test_the_face_check_sees_a_name_taken_from_the_face(tmp_path: Path) -> None:
+    module = tmp_path / "repair.py"
+    module.write_text("from cni_hostdev.tools import main, doctor\n")
+    known = {"cni_hostdev.tools": tmp_path / "__init__.py", "cni_hostdev.tools.doctor": tmp_path / "doctor.py"}
+    assert faces_imported_from_inside("cni_hostdev.tools.repair", module, known) == ["main"]

@@ -10,9 +10,10 @@ from tests.conftest import ROOT
 
 PROBE = """
 import gc, sys
-from cni_hostdev import cli, tools
+from cni_hostdev import cli
+from cni_hostdev.tools import cli as tools_cli
 print("call:", gc.isenabled())
-tools.main = lambda args: print("tool:", gc.isenabled()) or 0
+tools_cli.main = lambda args: print("tool:", gc.isenabled()) or 0
 sys.argv = ["host-device", "probe"]
 cli.main()
 """

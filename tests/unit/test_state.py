@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from cni_hostdev.atomic_files import write_atomically
 from cni_hostdev.errors import STATE_FAILURE, CniError
-from cni_hostdev.files import write_atomically
 from cni_hostdev.state import _REQUIRED, Record, StateStore, every_record, networks
 
 

@@ -3,7 +3,7 @@
 `contextlib` imports `collections` and `functools`, about 2 ms of every exec for the one
 decorator the plugin uses from it. This is that decorator's behaviour for synchronous
 generators: the code before `yield` enters, the code after it leaves, and an exception in
-the block is raised at the `yield` (tests/unit/test_scoped.py holds it to contextlib's).
+the block is raised at the `yield` (tests/unit/test_lean_contextlib.py holds it to contextlib's).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""cni_hostdev/jsontext.py against the json package: the same text out, the same values and the same
+"""cni_hostdev/lean_json.py against the json package: the same text out, the same values and the same
 errors in, without importing json (or re) for anything the plugin reads and writes every call."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cni_hostdev import jsontext
+from cni_hostdev.lean import json as lean_json
 from tests.conftest import ROOT, frozen_like
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
@@ -33,7 +33,7 @@ def outcome(function: Any, argument: Any) -> tuple[str, str]:
 @settings(max_examples=300)
 @given(values, st.booleans())
 def test_dumps_writes_what_json_writes(value: Any, sort_keys: bool) -> None:
-    assert jsontext.dumps(value, sort_keys=sort_keys) == json.dumps(value, sort_keys=sort_keys)
+    assert lean_json.dumps(value, sort_keys=sort_keys) == json.dumps(value, sort_keys=sort_keys)
 
 
 @settings(max_examples=300)
@@ -41,13 +41,13 @@ def test_dumps_writes_what_json_writes(value: Any, sort_keys: bool) -> None:
 def test_loads_reads_what_json_reads(value: Any) -> None:
     text = json.dumps(value)
     for given_text in (text, text.encode(), f" \n\t{text}\r\n "):
-        assert outcome(jsontext.loads, given_text) == outcome(json.loads, given_text)
+        assert outcome(lean_json.loads, given_text) == outcome(json.loads, given_text)
 
 
 @settings(max_examples=500)
 @given(st.text(alphabet='{}[]",:0123456789.eE+-truefalsnul \t\n\\u\ufeff', max_size=30) | st.binary(max_size=30))
 def test_bad_input_fails_as_json_fails(text: str | bytes) -> None:
-    assert outcome(jsontext.loads, text) == outcome(json.loads, text)
+    assert outcome(lean_json.loads, text) == outcome(json.loads, text)
 
 
 @pytest.mark.parametrize(
@@ -55,32 +55,32 @@ def test_bad_input_fails_as_json_fails(text: str | bytes) -> None:
     ["", "  ", "{", "[1] x", "NaN", "-Infinity", "\ufeff{}", b"\xef\xbb\xbf{}", b"\xff", "[" * 100_000, '"\\ud800"'],
 )
 def test_edge_cases_fail_or_pass_as_json_does(text: str | bytes) -> None:
-    assert outcome(jsontext.loads, text) == outcome(json.loads, text)
+    assert outcome(lean_json.loads, text) == outcome(json.loads, text)
 
 
 def test_what_json_cannot_hold_is_refused_as_json_refuses_it() -> None:
     for value in ({"a": object()}, {1, 2}, b"bytes"):
-        assert outcome(jsontext.dumps, value) == outcome(json.dumps, value)
+        assert outcome(lean_json.dumps, value) == outcome(json.dumps, value)
     looped: list[Any] = []
     looped.append(looped)
-    assert outcome(jsontext.dumps, looped) == outcome(json.dumps, looped)
-    assert jsontext.dumps({"n": [float("nan"), math.inf]}) == json.dumps({"n": [float("nan"), math.inf]})
+    assert outcome(lean_json.dumps, looped) == outcome(json.dumps, looped)
+    assert lean_json.dumps({"n": [float("nan"), math.inf]}) == json.dumps({"n": [float("nan"), math.inf]})
 
 
 def test_a_record_is_one_sorted_key_per_line() -> None:
     record = {"b": {"z": 1, "a": [1, "x"]}, "a": None}
-    text = jsontext.dumps_lines(record)
+    text = lean_json.dumps_lines(record)
     assert json.loads(text) == record
     assert text.splitlines() == ["{", ' "a": null,', ' "b": {"a": [1, "x"], "z": 1}', "}"]
-    assert jsontext.dumps_lines({}) == "{}"
+    assert lean_json.dumps_lines({}) == "{}"
 
 
 def test_the_plugin_s_reads_and_writes_load_neither_json_nor_re() -> None:
     code = (
         "import sys\n"
-        "from cni_hostdev import jsontext\n"
-        'jsontext.dumps(jsontext.loads(b\'{"cniVersion": "1.1.0", "x": [1, 2.5, null, true]}\'))\n'
-        "jsontext.dumps_lines({'a': 'b'})\n"
+        "from cni_hostdev.lean import json as lean_json\n"
+        'lean_json.dumps(lean_json.loads(b\'{"cniVersion": "1.1.0", "x": [1, 2.5, null, true]}\'))\n'
+        "lean_json.dumps_lines({'a': 'b'})\n"
         "print('json' in sys.modules, 're' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -90,20 +90,22 @@ def test_the_plugin_s_reads_and_writes_load_neither_json_nor_re() -> None:
 FALLBACK_SAMPLE = """
 import json as public
 values = [{"cniVersion": "1.1.0", "x": [1, 2.5, None, True, "\\u00e9"]}, "text", [float("nan")], {"b": 1, "a": 2}]
-same = all(jsontext.dumps(v, sort_keys=s) == public.dumps(v, sort_keys=s) for v in values for s in (False, True))
-same = same and all(jsontext.loads(public.dumps(v)) == public.loads(public.dumps(v)) for v in values[:2])
+same = all(lean_json.dumps(v, sort_keys=s) == public.dumps(v, sort_keys=s) for v in values for s in (False, True))
+same = same and all(lean_json.loads(public.dumps(v)) == public.loads(public.dumps(v)) for v in values[:2])
 try:
-    jsontext.loads("[1] x")
+    lean_json.loads("[1] x")
 except public.JSONDecodeError as err:
     same = same and str(err) == "Extra data: line 1 column 5 (char 4)"
-print(jsontext.FAST, same)
+print(lean_json.FAST, same)
 """
 
 
 def test_the_shipped_interpreter_takes_the_fast_path() -> None:
     """Loud, not quiet: an interpreter whose `_json` changed would still be right, but slower."""
     out = subprocess.run(
-        frozen_like("from cni_hostdev import jsontext\n" + FALLBACK_SAMPLE), capture_output=True, text=True
+        frozen_like("from cni_hostdev.lean import json as lean_json\n" + FALLBACK_SAMPLE),
+        capture_output=True,
+        text=True,
     )
     assert out.stdout.split() == ["True", "True"], out.stderr
 
@@ -118,6 +120,6 @@ def test_the_shipped_interpreter_takes_the_fast_path() -> None:
     ],
 )
 def test_without_a_usable_json_core_the_json_package_answers_the_same(breakage: str) -> None:
-    code = f"{breakage}\nfrom cni_hostdev import jsontext\n{FALLBACK_SAMPLE}"
+    code = f"{breakage}\nfrom cni_hostdev.lean import json as lean_json\n{FALLBACK_SAMPLE}"
     out = subprocess.run(frozen_like(code), capture_output=True, text=True)
     assert out.stdout.split() == ["False", "True"], out.stderr

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from cni_hostdev.netlink import Link
 
 
-def release_unrecorded(
+def release_without_record(
     data_dir: str, network: str, container_id: str, netns_path: str, ifname: str, lock_timeout: float
 ) -> str:
     """Give back the marked device at `ifname` in `netns_path`, if nothing says it is not ours;

@@ -1,4 +1,4 @@
-"""cni_hostdev/libc.py against ctypes: the same return values and errnos, without importing ctypes."""
+"""cni_hostdev/lean/libc.py against ctypes: the same return values and errnos, without importing ctypes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cni_hostdev import libc
+from cni_hostdev.lean import libc
 from tests.conftest import ROOT, frozen_like
 
 CLONE_NEWNET = 0x40000000
@@ -57,14 +57,16 @@ def test_check_raises_with_the_errno_left() -> None:
 
 
 def test_ctypes_itself_is_not_imported() -> None:
-    code = "import sys\nfrom cni_hostdev import libc\nprint('ctypes' in sys.modules, libc._function.__qualname__)\n"
+    code = (
+        "import sys\nfrom cni_hostdev.lean import libc\nprint('ctypes' in sys.modules, libc._function.__qualname__)\n"
+    )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "_through_ctypes_core.<locals>.function"], out.stderr
 
 
 def test_the_shipped_interpreter_calls_through_the_ctypes_core() -> None:
     """Loud, not quiet: the fallback would work, but cost every exec ctypes' Python layer."""
-    code = "from cni_hostdev import libc\nprint(libc.THROUGH, 'ctypes' in sys.modules)\n"
+    code = "from cni_hostdev.lean import libc\nprint(libc.THROUGH, 'ctypes' in sys.modules)\n"
     out = subprocess.run(frozen_like(code), capture_output=True, text=True)
     assert out.stdout.split() == ["_ctypes", "False"], out.stderr
 
@@ -74,7 +76,7 @@ def test_without_what_it_uses_of_the_core_ctypes_answers_the_same() -> None:
     code = (
         "import ctypes, _ctypes, os, errno\n"
         "del _ctypes.dlopen\n"
-        "from cni_hostdev import libc\n"
+        "from cni_hostdev.lean import libc\n"
         "fd = os.open('/proc/thread-self/ns/net', os.O_RDONLY)\n"
         "outcomes = [(libc.setns(-1, 0x40000000), libc.get_errno()), (libc.setns(fd, 0x40000000), 0),\n"
         "            (libc.umount2(b'/nonexistent-tlibc', 2), libc.get_errno())]\n"

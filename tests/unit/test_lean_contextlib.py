@@ -1,4 +1,4 @@
-"""cni_hostdev/scoped.py's contextmanager against contextlib's: for every way a generator and the
+"""cni_hostdev/lean/contextlib.py's contextmanager against contextlib's: for every way a generator and the
 block inside `with` can end, the same value entered, the same exception out, the same cleanup."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cni_hostdev import scoped
+from cni_hostdev.lean import contextlib as lean_contextlib
 
 
 def plain(log: list[str]) -> Iterator[str]:
@@ -92,7 +92,7 @@ def run(decorator: Callable[..., Any], generator: Callable[[list[str]], Iterator
 @pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.__name__)
 @pytest.mark.parametrize("body", BODIES)
 def test_behaves_as_contextlib(generator: Callable[[list[str]], Iterator[str]], body: str) -> None:
-    assert run(scoped.contextmanager, generator, body) == run(contextlib.contextmanager, generator, body)
+    assert run(lean_contextlib.contextmanager, generator, body) == run(contextlib.contextmanager, generator, body)
 
 
 def test_keeps_the_function_s_name_and_doc() -> None:
@@ -100,5 +100,5 @@ def test_keeps_the_function_s_name_and_doc() -> None:
         """Says what it does."""
         yield "value"
 
-    wrapped = scoped.contextmanager(documented)
+    wrapped = lean_contextlib.contextmanager(documented)
     assert (wrapped.__name__, wrapped.__doc__) == ("documented", "Says what it does.")

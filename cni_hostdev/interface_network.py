@@ -12,7 +12,6 @@ leave with the device), so giving them back finds them there.
 from __future__ import annotations
 
 import errno
-from typing import Any  # useInterfaceNetwork only: not on a plain ADD's path
 
 from cni_hostdev import logs, routing
 from cni_hostdev.errors import MOVE_FAILED, CniError
@@ -37,11 +36,14 @@ from cni_hostdev.routing import snapshot as take
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cni_hostdev.netns import Namespace
+
+    Snapshot = dict[str, Any]
 
 log = logs.get_logger(__name__)
 
-Snapshot = dict[str, Any]
 _SHARED_TABLES = (
     0,
     253,

@@ -5,7 +5,7 @@ of what a CNI call used to load, for a call that only parses one config and prin
 The `json` package itself drives this same C scanner and encoder; this module drives them
 directly, with the package's defaults. Whatever the fast path cannot answer (bad input, a type
 JSON cannot hold, an interpreter without `_json`) goes to the `json` package, so results and
-errors are exactly `json.loads`'s and `json.dumps`'s (tests/unit/test_jsontext.py compares them).
+errors are exactly `json.loads`'s and `json.dumps`'s (tests/unit/test_lean_json.py compares them).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _not_serializable(value: object) -> object:
 def _fast_path() -> tuple[Scanner, Quote, EncoderMaker] | None:
     """`_json`'s scanner, quoting and encoder maker, if this interpreter's `_json` still takes what
     we give it and writes what `json` writes; else None, and the `json` package answers everything
-    (slower, never different). tests/unit/test_jsontext.py fails if the shipped interpreter falls
+    (slower, never different). tests/unit/test_lean_json.py fails if the shipped interpreter falls
     back, and runs the fallback on purpose."""
     try:
         from _json import encode_basestring_ascii, make_encoder, make_scanner

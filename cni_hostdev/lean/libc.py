@@ -4,7 +4,7 @@
 and a library loader, about 1.6 ms of every exec, for four functions that take ints and strings
 and return an int. This module declares exactly that, as `ctypes.CDLL(None, use_errno=True)`
 would (`c_int` is itself a bare `_SimpleCData` with type code "i"), and falls back to `ctypes`
-should `_ctypes` ever lack what it uses (`THROUGH` says which). tests/unit/test_libc.py compares
+should `_ctypes` ever lack what it uses (`THROUGH` says which). tests/unit/test_lean_libc.py compares
 both, fails when the shipped interpreter takes the fallback, and takes it on purpose.
 """
 
