@@ -55,12 +55,9 @@ def pyinstaller_bootstrap(tree: Path) -> None:
     start = text.index("pyz.dependencies = [")
     end = text.index("require(not pyz.toc")
     text = text[:start] + text[end:]
-    text = text.replace('require(\n    "BundleFinder" in bootstrap_in(onedir_exe.name).co_names,', "(\n    True,")
+    check = 'require(\n    "CNI_HOSTDEV_BOOTSTRAP" in bootstrap_in(onedir_exe.name).co_names,'
+    text = text.replace(check, "(\n    True,")
     spec.write_text(text)
-
-
-def no_finder(tree: Path) -> None:
-    _edit(tree / "packaging" / "bootstrap.py", "    sys.meta_path.insert(", "    (lambda *_: None)(")
 
 
 def json_package(tree: Path) -> None:
@@ -151,7 +148,6 @@ TRICKS: dict[str, tuple[str, Patch]] = {
         "PyInstaller's bootstrap script (its archive importer, ctypes hook, egg scan)",
         pyinstaller_bootstrap,
     ),
-    "bundle finder": ("the interpreter's path finder over the bundle's .pyc files", no_finder),
     "lean json (_json)": ("the json package (with re, enum, functools, collections)", json_package),
     "lean libc (_ctypes)": ("ctypes' Python layer", ctypes_package),
     "lean contextlib": ("contextlib's contextmanager", contextlib_module),
