@@ -54,17 +54,8 @@ def resolve(against: str, upgrade: list[str] | None, out: str) -> dict[str, str]
 
 
 def source_tree(into: str) -> None:
-    """A copy of this checkout as it is now (tracked and untracked files, not ignored ones)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (entry.decode() for entry in listed)):
-        if os.path.exists(os.path.join(ROOT, name)):
-            os.makedirs(os.path.dirname(os.path.join(into, name)), exist_ok=True)
-            shutil.copy2(os.path.join(ROOT, name), os.path.join(into, name), follow_symlinks=False)
+    """A copy of this checkout as it is now (packaging/copy-tree.sh)."""
+    subprocess.run([os.path.join(ROOT, "packaging", "copy-tree.sh"), into], check=True)
 
 
 def trial(label: str, lock: str, scratch: str) -> list[str]:

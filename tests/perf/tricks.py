@@ -165,17 +165,8 @@ TRICKS: dict[str, tuple[str, Patch]] = {
 
 
 def source_tree(into: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (entry.decode() for entry in listed)):
-        source = ROOT / name
-        if source.is_file():
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, into / name)
+    """A copy of this checkout as it is now (packaging/copy-tree.sh)."""
+    subprocess.run([str(ROOT / "packaging" / "copy-tree.sh"), str(into)], check=True)
 
 
 def build(python: str, tree: Path) -> Path:
