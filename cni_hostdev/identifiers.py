@@ -1,4 +1,5 @@
-"""What names and addresses may look like: MACs, PCI addresses, network names, container IDs.
+"""What names and addresses may look like: MACs, PCI addresses, network names, container IDs, and
+the keys a device is known by.
 
 Character classes by hand rather than `re`, which every exec would pay for to check a few short
 strings; ASCII only, whole strings (a regex's `$` would also let a trailing newline through).
@@ -50,3 +51,9 @@ def is_aux_device(text: str) -> bool:
 def is_pci_name(name: str) -> bool:
     """A PCI function as sysfs names it: 0000:00:04.0, lower case, with its domain."""
     return name.count(":") == 2 and name == name.lower() and is_pci_address(name)
+
+
+def device_keys(pci: str | None, perm_mac: str | None, mac: str | None) -> list[str]:
+    """Every fact a device is known by, strongest first: its PCI function, its permanent MAC, its MAC.
+    The first keys its lock (identity.lock_key); the record index files a record under all of them."""
+    return [f"{kind}-{fact}" for kind, fact in (("pci", pci), ("mac", perm_mac), ("addr", mac)) if fact]

@@ -21,6 +21,8 @@ the same facts (`lock_key`), and which recorded device a config's selector means
 
 from __future__ import annotations
 
+from cni_hostdev.identifiers import device_keys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -84,13 +86,9 @@ _STRENGTH = (
 
 
 def lock_key(pci: str | None, perm_mac: str | None, mac: str) -> str:
-    """The per-device lock's key: the most stable fact the device has (never its name, which the
-    kernel changes when it refunds a device)."""
-    if pci:
-        return f"pci-{pci}"
-    if perm_mac:
-        return f"mac-{perm_mac}"
-    return f"addr-{mac}"
+    """The per-device lock's key: the most stable fact the device has, the first of the keys the
+    record index files it under (never its name, which the kernel changes when it refunds a device)."""
+    return (device_keys(pci, perm_mac, mac) or [f"addr-{mac}"])[0]
 
 
 def record_lock_key(record: Record) -> str:

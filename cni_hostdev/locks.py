@@ -46,10 +46,14 @@ class HeldLock:
             self.fd = None
 
 
+def _path(data_dir: str, key: str) -> str:
+    return os.path.join(data_dir, "locks", plain(key) + ".lock")
+
+
 def acquire(data_dir: str, key: str, device: str, timeout: float = DEFAULT_TIMEOUT) -> HeldLock:
     """The lock of `key`, waited for up to `timeout` seconds (then TRY_AGAIN_LATER, naming `device`)."""
-    directory = os.path.join(data_dir, "locks")
-    path = os.path.join(directory, plain(key) + ".lock")
+    path = _path(data_dir, key)
+    directory = os.path.dirname(path)
     if path in _held:
         return HeldLock(path, None)
     try:
@@ -92,7 +96,7 @@ def busy(data_dir: str, key: str) -> bool:
     """Whether another call holds the lock of `key` now: whoever writes an index entry holds its
     device's lock until the record is written (cni_hostdev/state.py). A lock this call holds is not
     busy: no one else can be writing under it."""
-    path = os.path.join(data_dir, "locks", plain(key) + ".lock")
+    path = _path(data_dir, key)
     if path in _held:
         return False
     try:

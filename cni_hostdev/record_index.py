@@ -36,7 +36,7 @@ import time
 
 from cni_hostdev import logs
 from cni_hostdev.atomic_files import fsync_directory
-from cni_hostdev.identifiers import plain
+from cni_hostdev.identifiers import device_keys, plain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,9 +48,8 @@ SETTLED_NS = 1_000_000_000  # a directory unchanged this long gets a stamp (coar
 
 
 def keys(pci: str | None, perm_mac: str | None, mac: str | None) -> list[str]:
-    """Every key a device can be found by: its PCI function, its permanent MAC, its MAC."""
-    found = [f"pci-{pci}" if pci else "", f"mac-{perm_mac}" if perm_mac else "", f"addr-{mac}" if mac else ""]
-    return [plain(key) for key in found if key]
+    """Every key a device is known by (identifiers.device_keys), as a file name."""
+    return [plain(key) for key in device_keys(pci, perm_mac, mac)]
 
 
 def _dir(data_dir: str, *parts: str) -> str:

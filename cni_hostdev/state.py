@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     # "moving": written before the move, so that a crash leaves a record to repair from; "attached":
     # the device is in the pod; "waiting": home again, under another name while its own is taken
-    # (cni_hostdev/waiting.py keeps these). "netdev" devices move; "userspace" ones (a PCI function
+    # (cni_hostdev/plugin/waiting.py keeps these). "netdev" devices move; "userspace" ones (a PCI function
     # bound to a DPDK-style driver) are only recorded. "" is the strategy of records older than strategies.
     Phase = Literal["moving", "attached", "waiting"]
     Kind = Literal["netdev", "userspace"]
@@ -40,6 +40,10 @@ RECORD_SUFFIX = ".json"
 # Records of devices home under another name, waiting for their own (cni_hostdev/plugin/waiting.py).
 WAITING_DIR = ".waiting"
 SET_ASIDE_SUFFIX = ".corrupt"  # an unreadable record, kept for inspection and never read again
+
+
+def record_file(container_id: str, ifname: str) -> str:  # in its network's directory
+    return f"{container_id}-{ifname}{RECORD_SUFFIX}"
 
 
 _REQUIRED = (
@@ -147,9 +151,7 @@ class Record:
         self.boot_id = boot_id
         self.altnames = altnames  # None in records written before altnames were kept: left alone
         self.driver = driver  # what a pool's `driver` key matches while the device is in its pod
-        self.interface_network = (
-            interface_network  # useInterfaceNetwork: what DEL gives back (cni_hostdev/interface_network.py)
-        )
+        self.interface_network = interface_network  # useInterfaceNetwork: what DEL gives back
         self.home_as = home_as  # "waiting": the name it came home under, its own being taken
 
     @classmethod
@@ -190,7 +192,7 @@ class Record:
         return record_index.keys(self.pci_address, self.perm_mac, self.mac)
 
     def file_name(self) -> str:
-        return f"{self.container_id}-{self.ifname}{RECORD_SUFFIX}"
+        return record_file(self.container_id, self.ifname)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -228,7 +230,7 @@ class StateStore:
         self.dir = os.path.join(data_dir, network)
 
     def _path(self, container_id: str, ifname: str) -> str:
-        return os.path.join(self.dir, f"{container_id}-{ifname}{RECORD_SUFFIX}")
+        return os.path.join(self.dir, record_file(container_id, ifname))
 
     def ensure_dir(self) -> None:
         try:
@@ -346,7 +348,7 @@ def every_record(data_dir: str, *, quiet: bool = False) -> list[Record]:
 def anything_waiting(data_dir: str) -> bool:
     """Whether any device of `data_dir` waits for its name: one look at a directory that is empty,
     or absent, on most nodes (so that a call loads cni_hostdev/plugin/waiting.py only when one does)."""
-    return any(not name.startswith(".") for name in _names(os.path.join(data_dir, WAITING_DIR)))
+    return any(not name.startswith(".") for name in names_in(os.path.join(data_dir, WAITING_DIR)))
 
 
 def holders(data_dir: str, device_keys: list[str], *, checked: bool = False) -> list[Record]:
@@ -372,7 +374,7 @@ def index_missing(data_dir: str, *, verify: bool = False) -> list[str]:
     return record_index.reconcile(
         data_dir,
         networks(data_dir),
-        lambda network: [n for n in _names(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)],
+        lambda network: [n for n in names_in(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)],
         _keys_of(data_dir),
         lambda key: busy(data_dir, key),
         verify,
@@ -390,7 +392,7 @@ def _keys_of(data_dir: str) -> Callable[[str, str], list[str] | None]:
     return keys_of
 
 
-def _names(directory: str) -> list[str]:
+def names_in(directory: str) -> list[str]:  # none when it cannot be read (gone, say)
     try:
         return os.listdir(directory)
     except OSError:

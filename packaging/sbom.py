@@ -107,7 +107,8 @@ class Bundle:
         self.sources = sources  # bundle path -> the file it was copied from
         self.components: dict[str, Component] = {}
         self.top_level = importlib.metadata.packages_distributions()
-        self.stdlib = set(sys.stdlib_module_names) | {"__future__", "python3.11", "encodings"}
+        lib_dir = f"python{sys.version_info.major}.{sys.version_info.minor}"  # where the bundle keeps lib-dynload
+        self.stdlib = set(sys.stdlib_module_names) | {"__future__", lib_dir, "encodings"}
         self.prefix = os.path.realpath(sys.base_prefix)
         self.site = os.path.realpath(sysconfig.get_paths()["purelib"])
         self.cpython = self._component(

@@ -25,10 +25,10 @@ import os
 from cni_hostdev import identity, logs
 from cni_hostdev.atomic_files import write_atomically
 from cni_hostdev.errors import STATE_FAILURE, CniError, node_name
-from cni_hostdev.lean.json import dumps_lines, loads
+from cni_hostdev.lean.json import dumps_lines
 from cni_hostdev.lookup import kernelpath_holds_pci, pci_address_of
 from cni_hostdev.netlink import NetlinkError
-from cni_hostdev.state import WAITING_DIR, Record
+from cni_hostdev.state import WAITING_DIR, Record, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,10 +75,12 @@ def every_waiting(data_dir: str) -> list[Record]:
         if name.startswith("."):
             continue  # a temp file of a write in progress
         try:
-            with open(os.path.join(data_dir, WAITING_DIR, name), "rb") as f:
-                found.append(Record.from_json(loads(f.read())))
-        except (OSError, ValueError, TypeError) as err:
-            log.warning("skipping waiting record %s: %s", name, err)
+            record = StateStore(data_dir, WAITING_DIR).load_path(os.path.join(data_dir, WAITING_DIR, name))
+        except CniError as err:
+            log.warning("skipping waiting record: %s", err.msg)
+            continue
+        if record is not None:
+            found.append(record)
     return found
 
 

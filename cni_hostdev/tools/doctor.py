@@ -16,7 +16,7 @@ from cni_hostdev.errors import CniError, node_name
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin import pool
 from cni_hostdev.plugin.waiting import every_waiting, find_home
-from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, networks
+from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, names_in, networks
 from cni_hostdev.tools.configs import PLUGIN_TYPES, ConfigError, Definition, read_dir, read_file
 from cni_hostdev.tools.inventory import as_pool
 
@@ -294,13 +294,12 @@ def _index(data_dir: str, report: Report) -> None:
     """The record index against the records (cni_hostdev/record_index.py): every ADD, DEL, GC and
     repair pass sets it right; what is out of step now is only said."""
     lacking, stale, wrong = [], [], []
-    for network in networks(data_dir):
-        known = record_index.known(data_dir, network)
-        files = {n for n in _names(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)}
+    knowns = {network: record_index.known(data_dir, network) for network in networks(data_dir)}
+    for network, known in knowns.items():
+        files = {n for n in names_in(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)}
         lacking += [f"{network}/{n}" for n in sorted(files - set(known))]
         stale += [f"{network}/{n}" for n in sorted(set(known) - files)]
     filings = record_index.every_filing(data_dir)
-    knowns = {network: record_index.known(data_dir, network) for network in networks(data_dir)}
     for record in every_record(data_dir, quiet=True):
         keys = knowns.get(record.network, {}).get(record.file_name())
         unfiled = [key for key in record.keys() if (key, record.network, record.file_name()) not in filings]
@@ -318,13 +317,6 @@ def _index(data_dir: str, report: Report) -> None:
                 f"{len(entries)} state record(s) of {data_dir} on node {node_name()} {what} "
                 f"({', '.join(entries[:3])}): the next ADD or repair pass sets the index right",
             )
-
-
-def _names(directory: str) -> list[str]:
-    try:
-        return os.listdir(directory)
-    except OSError:
-        return []
 
 
 def _data_dir(data_dir: str, report: Report) -> None:
