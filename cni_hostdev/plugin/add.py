@@ -150,7 +150,9 @@ def chosen_device(conf: NetConf, env: CniEnv, host: Namespace) -> Iterator[tuple
             raise CniError(DEVICE_IN_USE, f"device {first.name} changed while waiting for its lock; retry")
         device = claims.refuse_live_claims_repair_dead(conf, attachment, device, pci, host)
         # After the repair: a refunded device is judged under its own name, not its dead pod's.
-        if conf.pool is not None and not (_pool_admits(conf, device) or (waited and _pool_selects(conf, waited[0]))):
+        if conf.pool is not None and not (
+            _pool_admits(conf, device) or (waited and claims.selected_by_any(conf.pool, waited[0]))
+        ):
             raise _outside_pool(conf, f"device {device.name}")
         claims.refuse_if_host_uses(conf, host, device)
         yield device, pci
@@ -190,13 +192,6 @@ def _pool_admits(conf: NetConf, device: Link) -> bool:
 
     assert conf.pool is not None
     return pool.admits(conf.pool, device)
-
-
-def _pool_selects(conf: NetConf, record: Record) -> bool:
-    from cni_hostdev.plugin import pool
-
-    assert conf.pool is not None
-    return pool.selects(conf.pool, record)
 
 
 def _pool_admits_function(conf: NetConf, address: str, driver: str) -> bool:

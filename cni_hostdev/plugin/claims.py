@@ -107,6 +107,7 @@ def refuse_live_claims_repair_dead(
 
     Returns the device as it is afterwards: a repair gives a refunded device its name back.
     """
+
     def holds(record: Record) -> bool:
         return identity.proof(record, device, identity.HOST, pci) is not None
 
@@ -151,7 +152,7 @@ def refuse_or_repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
     candidates = conf.candidates()
     repaired = False
     for record in every_record(conf.data_dir):
-        if record.kind == "userspace" or not any(record_selected(c, record) for c in candidates):
+        if record.kind == "userspace" or not selected_by_any(candidates, record):
             continue
         if pods.alive(record):
             raise claimed(record.original_name, record, conf.name) from None
@@ -163,3 +164,9 @@ def refuse_or_repair_claims_of_missing(conf: NetConf, host: Namespace) -> bool:
 def record_selected(candidate: Candidate, record: Record) -> bool:
     """Whether a recorded device (in a pod now) is one `candidate` means."""
     return identity.selected_by(candidate, record, kernelpath_holds_pci)
+
+
+def selected_by_any(candidates: tuple[Candidate, ...], record: Record) -> bool:
+    """Whether a recorded device (in a pod, or waiting for its name) is one that any of `candidates`
+    means, by what the record knows of it."""
+    return any(record_selected(candidate, record) for candidate in candidates)

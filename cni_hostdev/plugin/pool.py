@@ -26,6 +26,7 @@ from cni_hostdev.plugin.claims import (
     record_selected,
     refuse_if_host_uses,
     refuse_live_claims_repair_dead,
+    selected_by_any,
 )
 from cni_hostdev.plugin.release import release_and_forget
 from cni_hostdev.state import Record, anything_waiting, every_record, holders, index_missing
@@ -73,12 +74,6 @@ def admits_function(pool: tuple[Candidate, ...], pci: str, driver: str | None = 
 
 def admits(pool: tuple[Candidate, ...], link: Link) -> bool:
     return any(candidate_matches(candidate, link) for candidate in pool)
-
-
-def selects(pool: tuple[Candidate, ...], record: Record) -> bool:
-    """Whether a recorded device (in a pod, or waiting for its name) is one of the pool's, by what
-    the record knows of it."""
-    return any(record_selected(candidate, record) for candidate in pool)
 
 
 def _in_host(conf: NetConf, rtnl: Rtnl) -> list[tuple[Candidate, Link, Record | None]]:
@@ -246,7 +241,7 @@ def give_back_refunded(conf: NetConf, host: Namespace) -> None:
     for link in marked:
         pci = pci_address_of(link.name)
         for record in holders(conf.data_dir, record_index.keys(pci, link.perm_mac, link.mac), checked=True):
-            if record.original_name != link.alias or not selects(conf.pool, record) or pods.alive(record):
+            if record.original_name != link.alias or not selected_by_any(conf.pool, record) or pods.alive(record):
                 continue
             if identity.proof(record, link, identity.HOST, pci) is None:
                 continue
@@ -265,7 +260,7 @@ def give_back_dead_claims(conf: NetConf, host: Namespace) -> bool:
     assert conf.pool is not None
     given_back = False
     for record in every_record(conf.data_dir):
-        if record.kind == "userspace" or not any(record_selected(c, record) for c in conf.pool):
+        if record.kind == "userspace" or not selected_by_any(conf.pool, record):
             continue
         if pods.alive(record):
             continue
