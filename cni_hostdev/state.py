@@ -22,7 +22,6 @@ from cni_hostdev.locks import busy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any, Literal
 
     from cni_hostdev.netlink import Link
@@ -315,10 +314,12 @@ class StateStore:
             names = sorted(os.listdir(self.dir))
         except FileNotFoundError:
             return []
+        return self.readable([name for name in names if name.endswith(RECORD_SUFFIX)], quiet=quiet)
+
+    def readable(self, names: list[str], *, quiet: bool = False) -> list[Record]:
+        """The records of this network's files `names` that can be read (a name gone is no record)."""
         records = []
         for name in names:
-            if not name.endswith(RECORD_SUFFIX):
-                continue
             try:
                 record = self.load_path(os.path.join(self.dir, name))
             except CniError as err:
@@ -357,16 +358,8 @@ def holders(data_dir: str, device_keys: list[str], *, checked: bool = False) -> 
     the records first, unless the caller just did (`checked`: several devices in one call)."""
     if not checked:
         index_missing(data_dir)
-    found = []
-    for network, record_file in record_index.filed_under(data_dir, device_keys):
-        try:
-            record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, record_file))
-        except CniError as err:
-            log.warning("skipping state record: %s", err.msg)
-            continue
-        if record is not None:
-            found.append(record)
-    return found
+    filed = record_index.filed_under(data_dir, device_keys)
+    return [record for network, name in filed for record in StateStore(data_dir, network).readable([name])]
 
 
 def index_missing(data_dir: str, *, verify: bool = False) -> list[str]:
@@ -374,22 +367,22 @@ def index_missing(data_dir: str, *, verify: bool = False) -> list[str]:
     return record_index.reconcile(
         data_dir,
         networks(data_dir),
-        lambda network: [n for n in names_in(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)],
-        _keys_of(data_dir),
+        lambda network: record_files(data_dir, network),
+        lambda network, record_file: _keys_of(data_dir, network, record_file),
         lambda key: busy(data_dir, key),
         verify,
     )
 
 
-def _keys_of(data_dir: str) -> Callable[[str, str], list[str] | None]:
-    def keys_of(network: str, record_file: str) -> list[str] | None:
-        try:
-            record = StateStore(data_dir, network).load_path(os.path.join(data_dir, network, record_file))
-        except CniError:
-            return None  # unreadable: skipped by every reader alike
-        return record.keys() if record is not None else None
+def _keys_of(data_dir: str, network: str, record_file: str) -> list[str] | None:
+    """The keys of a record's device; None when it is gone or unreadable (skipped by every reader alike)."""
+    records = StateStore(data_dir, network).readable([record_file], quiet=True)
+    return records[0].keys() if records else None
 
-    return keys_of
+
+def record_files(data_dir: str, network: str) -> list[str]:
+    """The names of a network's record files, as they are now (none when its directory is gone)."""
+    return [name for name in names_in(os.path.join(data_dir, network)) if name.endswith(RECORD_SUFFIX)]
 
 
 def names_in(directory: str) -> list[str]:  # none when it cannot be read (gone, say)

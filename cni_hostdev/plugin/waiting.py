@@ -66,22 +66,7 @@ def park(data_dir: str, record: Record, home: Link, squatter: Link) -> str:
 
 def every_waiting(data_dir: str) -> list[Record]:
     """The devices of `data_dir` that wait for their names (few: none on most nodes)."""
-    try:
-        names = sorted(os.listdir(os.path.join(data_dir, WAITING_DIR)))
-    except FileNotFoundError:
-        return []
-    found = []
-    for name in names:
-        if name.startswith("."):
-            continue  # a temp file of a write in progress
-        try:
-            record = StateStore(data_dir, WAITING_DIR).load_path(os.path.join(data_dir, WAITING_DIR, name))
-        except CniError as err:
-            log.warning("skipping waiting record: %s", err.msg)
-            continue
-        if record is not None:
-            found.append(record)
-    return found
+    return StateStore(data_dir, WAITING_DIR).all()
 
 
 def leave(data_dir: str, record: Record) -> None:

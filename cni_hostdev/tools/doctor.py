@@ -16,7 +16,7 @@ from cni_hostdev.errors import CniError, node_name
 from cni_hostdev.netlink import Rtnl
 from cni_hostdev.plugin import pool
 from cni_hostdev.plugin.waiting import every_waiting, find_home
-from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, names_in, networks
+from cni_hostdev.state import RECORD_SUFFIX, SET_ASIDE_SUFFIX, StateStore, every_record, networks, record_files
 from cni_hostdev.tools.configs import PLUGIN_TYPES, ConfigError, Definition, read_dir, read_file
 from cni_hostdev.tools.inventory import as_pool
 
@@ -296,7 +296,7 @@ def _index(data_dir: str, report: Report) -> None:
     lacking, stale, wrong = [], [], []
     knowns = {network: record_index.known(data_dir, network) for network in networks(data_dir)}
     for network, known in knowns.items():
-        files = {n for n in names_in(os.path.join(data_dir, network)) if n.endswith(RECORD_SUFFIX)}
+        files = set(record_files(data_dir, network))
         lacking += [f"{network}/{n}" for n in sorted(files - set(known))]
         stale += [f"{network}/{n}" for n in sorted(set(known) - files)]
     filings = record_index.every_filing(data_dir)
